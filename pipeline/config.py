@@ -1,0 +1,278 @@
+"""Typed params: one frozen dataclass per params.yaml section, loaded and validated by load_section()."""
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+PARAMS_PATH = Path("params.yaml")
+# every top-level key of params.yaml; a typo such as `trian_baseline` must fail, not be ignored
+KNOWN_SECTIONS = ("seed", "data", "split_korean", "build_sequences", "budget", "pretrain_vcop",
+                  "train_baseline", "finetune_korean", "downstream", "multitrain", "evaluate")
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A params.yaml problem; the message names the full key path and how to fix it."""
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return value in get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in get_args(hint))
+    if origin in (list, tuple):
+        (item,) = get_args(hint)[:1] or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:  # an int is fine for a float; a bool is not a number
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _hint_name(hint: Any) -> str:
+    if get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def build(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass `cls` from a mapping, naming `where` (e.g. params.yaml:multitrain) in every error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints, allowed = get_type_hints(cls), {f.name for f in fields(cls)}
+    if unknown := sorted(set(data) - allowed):
+        prefix = where.split(":", 1)[-1]
+        raise ConfigError(
+            f"{where}: unknown key(s) {[f'{prefix}.{k}' for k in unknown]}; allowed: {sorted(allowed)}"
+        )
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(f"{where}.{key}: expected {_hint_name(hints[key])}, got {value!r}")
+    try:
+        return cls(**data)
+    except TypeError as err:  # a required key is missing
+        raise ConfigError(f"{where}: {err}; add the key to params.yaml") from None
+    except ValueError as err:  # __post_init__ range checks
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def read_params(path: Path = PARAMS_PATH) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path} not found; run from the repository root (where params.yaml lives)")
+    with open(path) as fh:
+        params = yaml.safe_load(fh) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return params
+
+
+def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
+    """Load params.yaml:<section> as `cls`; the top-level `seed` fills a `seed` field the section leaves out."""
+    params = read_params(path)
+    if unknown := sorted(set(params) - set(KNOWN_SECTIONS)):
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(KNOWN_SECTIONS)}")
+    if section not in params:
+        raise ConfigError(f"{path}: missing section '{section}'; known sections: {sorted(params)}")
+    data = dict(params[section] or {})
+    if "seed" in {f.name for f in fields(cls)} and "seed" not in data and "seed" in params:
+        data["seed"] = params["seed"]  # one knob for `dvc exp run -S seed=N`
+    return build(cls, data, f"{path}:{section}")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------------------------- data stages
+@dataclass(frozen=True, kw_only=True)
+class SyntheticConfig:
+    """How the embedded synthetic aging-face data set is drawn (used when a role's source is `synthetic`)."""
+
+    n_general_persons: int
+    general_photos: tuple[int, int] | list[int]  # photos per general person, inclusive range
+    n_korean_persons: int
+    korean_photos: tuple[int, int] | list[int]
+    korean_years: tuple[float, float] | list[float]  # span of one Korean person's photo series
+    age_noise_years: float  # per-photo apparent-age noise (std): sets the Bayes floor
+    person_offset_years: float  # per-person apparent-age offset (std)
+    general_test_frac: float
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.n_general_persons >= 10, f"n_general_persons must be >= 10, got {self.n_general_persons}")
+        _check(self.n_korean_persons >= 10, f"n_korean_persons must be >= 10, got {self.n_korean_persons}")
+        for name in ("general_photos", "korean_photos", "korean_years"):
+            lo, hi = getattr(self, name)
+            _check(0 < lo <= hi, f"{name} must be [low, high] with 0 < low <= high, got {[lo, hi]}")
+        _check(self.korean_photos[0] >= 2, "korean_photos low must be >= 2: a series needs two photos")
+        _check(self.age_noise_years >= 0, f"age_noise_years must be >= 0, got {self.age_noise_years}")
+        _check(self.person_offset_years >= 0, "person_offset_years must be >= 0")
+        _check(0.05 <= self.general_test_frac <= 0.5, "general_test_frac must be in [0.05, 0.5]")
+        _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Section `data`: where photos come from and the resolution every model sees."""
+
+    seed: int
+    general: str  # source of the general role: synthetic | megaage_asian | utkface | afad | cacd | fgnet | csv
+    korean: str  # source of the Korean (longitudinal) role
+    root: str = ""  # the user's copy of a real data set; unused for synthetic
+    general_root: str = ""
+    korean_root: str = ""
+    image_size: int
+    min_age: float = 0.0
+    max_age: float = 80.0
+    synthetic: dict | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.image_size >= 24, f"image_size must be >= 24 px to draw a face, got {self.image_size}")
+        _check(0 <= self.min_age < self.max_age <= 120, f"need 0 <= min_age < max_age <= 120, got "
+               f"{self.min_age}..{self.max_age}")
+
+    def synthetic_config(self) -> SyntheticConfig:
+        return build(SyntheticConfig, self.synthetic or {}, "params.yaml:data.synthetic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """Section `split_korean`: identity-disjoint fractions (test is the rest)."""
+
+    seed: int
+    korean_val_frac: float
+    korean_test_frac: float
+    general_val_frac: float
+    label_frac: float = 1.0  # share of Korean training persons whose ages are used as labels (by person)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.label_frac <= 1, f"label_frac must be in (0, 1], got {self.label_frac}")
+        for name in ("korean_val_frac", "korean_test_frac", "general_val_frac"):
+            value = getattr(self, name)
+            _check(0 < value < 0.5, f"{name} must be in (0, 0.5), got {value}")
+        _check(self.korean_val_frac + self.korean_test_frac < 0.8,
+               "korean_val_frac + korean_test_frac must leave >= 20% of persons for training")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequenceConfig:
+    """Section `build_sequences`: VCOP tuples of one person's photos in age order."""
+
+    seed: int
+    tuple_len: int
+    min_gap_years: float
+    tuples_per_person: int
+
+    def __post_init__(self) -> None:
+        _check(3 <= self.tuple_len <= 5, f"tuple_len must be 3, 4 or 5, got {self.tuple_len}")
+        _check(self.min_gap_years >= 0, f"min_gap_years must be >= 0, got {self.min_gap_years}")
+        _check(self.tuples_per_person >= 1, f"tuples_per_person must be >= 1, got {self.tuples_per_person}")
+
+
+# ------------------------------------------------------------------------------------------- training stages
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation of one training phase; every condition gets the same budget section."""
+
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1.0e-4
+    warmup_epochs: float = 0.5
+    grad_clip: float = 5.0
+    patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
+    amp: bool = True  # only takes effect on CUDA
+    num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        _check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """Section `budget`: the labelled-training budget shared by every age condition (fair comparison)."""
+
+    general: dict
+    korean: dict
+
+    def phase(self, name: Literal["general", "korean"], seed: int) -> TrainConfig:
+        data = dict(getattr(self, name))
+        data.setdefault("seed", seed)
+        return build(TrainConfig, data, f"params.yaml:budget.{name}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VCOPConfig(TrainConfig):
+    """Section `pretrain_vcop`: the pretext task."""
+
+    encoder: str
+    head_hidden: int = 512
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgeModelConfig:
+    """Sections `train_baseline`, `finetune_korean`, `downstream`: which encoder and how it starts."""
+
+    seed: int
+    encoder: str = ""  # train_baseline: required; finetune_korean / downstream inherit their init model's
+    loss: Literal["l1", "smooth_l1"] = "l1"
+    protocol: Literal["general_then_korean", "korean_only", "linear_probe"] = "general_then_korean"
+    lr_scale: float = 1.0  # multiplies the budget's lr (e.g. gentler fine-tuning)
+
+    def __post_init__(self) -> None:
+        _check(self.lr_scale > 0, f"lr_scale must be > 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiTrainConfig:
+    """Section `multitrain`: a VCOP encoder and an age encoder of different architectures, coupled."""
+
+    seed: int
+    age_encoder: str
+    vcop_encoder: str
+    coupling: Literal["shared_head", "distill", "rank", "none"]
+    vcop_weight: float
+    coupling_weight: float
+    rank_margin_years: float = 1.0
+    loss: Literal["l1", "smooth_l1"] = "l1"
+
+    def __post_init__(self) -> None:
+        _check(self.vcop_weight >= 0, f"vcop_weight must be >= 0, got {self.vcop_weight}")
+        _check(self.coupling_weight >= 0, f"coupling_weight must be >= 0, got {self.coupling_weight}")
+        _check(self.age_encoder != self.vcop_encoder, "age_encoder and vcop_encoder must be different "
+               f"architectures (both are '{self.age_encoder}'); the same-architecture case is `downstream`")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Section `evaluate`."""
+
+    seed: int
+    n_bootstrap: int
+    ci: float = 0.95
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check(self.n_bootstrap >= 100, f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
+        _check(0.5 < self.ci < 1, f"ci must be in (0.5, 1), got {self.ci}")

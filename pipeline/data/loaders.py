@@ -1,0 +1,116 @@
+"""Batches from the uint8 cache: single photos for age regression, shuffled tuples for VCOP, one code path."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from pipeline.data.cache import open_images
+from pipeline.data.sequences import permutations, tuple_rows
+
+
+class CacheBatches(Dataset):
+    """Indexed by a *list* of positions (batch_size=None loaders): one fancy-index read per batch.
+
+    Returns uint8 images (B, C, H, W) — or (B, T, C, H, W) for tuples — and the targets. Normalisation and
+    augmentation run later on the device, so loading stays a memcpy.
+    """
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray, targets: np.ndarray, tuple_len: int = 0,
+                 seed: int = 0):
+        self.images, self.rows, self.targets = images, rows, targets
+        self.tuple_len, self.seed = tuple_len, seed
+        self.perms = permutations(tuple_len) if tuple_len else None
+        self.labels = np.zeros(len(rows), dtype=np.int64)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A fresh, reproducible shuffle of every tuple: label = index of the applied permutation."""
+        if self.perms is not None:
+            rng = np.random.default_rng([self.seed, epoch, 17])
+            self.labels = rng.integers(0, len(self.perms), size=len(self.rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = np.asarray(positions)
+        if self.perms is None:
+            pixels = self.images[self.rows[positions]]  # (B, H, W, C)
+            return torch.from_numpy(pixels).permute(0, 3, 1, 2), torch.from_numpy(self.targets[positions])
+        labels = self.labels[positions]
+        ordered = self.rows[positions]  # (B, T) in temporal order
+        shuffled = np.take_along_axis(ordered, self.perms[labels], axis=1)  # element k = ordered[perm[k]]
+        pixels = self.images[shuffled.reshape(-1)].reshape(*shuffled.shape, *self.images.shape[1:])
+        return torch.from_numpy(pixels).permute(0, 1, 4, 2, 3), torch.from_numpy(labels)
+
+
+@dataclass
+class EpochLoader:
+    """A DataLoader whose order (and tuple shuffles) depend only on (seed, epoch): resuming replays exactly."""
+
+    dataset: CacheBatches
+    loader: DataLoader
+    generator: torch.Generator
+    seed: int
+
+    def epoch(self, epoch: int) -> DataLoader:
+        self.generator.manual_seed(self.seed * 1000003 + epoch)
+        self.dataset.set_epoch(epoch)
+        return self.loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed((torch.initial_seed() + worker_id) % 2**32)
+
+
+def make_loader(dataset: CacheBatches, batch_size: int, train: bool, seed: int, device: torch.device,
+                num_workers: int = 0) -> EpochLoader:
+    if len(dataset) == 0:
+        raise ValueError("empty data set: the split has no photos or tuples; check the data stages' counts")
+    generator = torch.Generator()
+    base = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+    # drop_last only when it loses < 1 batch of a big set: tiny sets must still give a step
+    drop_last = train and len(dataset) >= 4 * batch_size
+    sampler = BatchSampler(base, batch_size=min(batch_size, len(dataset)), drop_last=drop_last)
+    loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
+                        pin_memory=device.type == "cuda", worker_init_fn=_seed_worker,
+                        persistent_workers=num_workers > 0)
+    return EpochLoader(dataset, loader, generator, seed)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Paths of one data split: which photos, which targets."""
+
+    images: np.ndarray
+    table: pd.DataFrame
+
+
+def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> CacheBatches:
+    if table.empty:
+        raise ValueError("empty split: no photos to train or evaluate on")
+    return CacheBatches(images, table["cache_row"].to_numpy(np.int64), table["age"].to_numpy(np.float32))
+
+
+def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> CacheBatches:
+    rows = tuple_rows(tuples)
+    return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=rows.shape[1], seed=seed)
+
+
+def read_split(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run `dvc repro split_korean`")
+    return pd.read_csv(path, dtype={"person_id": str, "path": str}, keep_default_na=False)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))

@@ -1,0 +1,92 @@
+"""VCOP tuples: `tuple_len` photos of one person in age (or capture-date) order, from one split's persons."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+MAX_ENUMERATE = 20000  # beyond this many combinations per person, sample instead of enumerating
+
+
+def permutations(tuple_len: int) -> np.ndarray:
+    """All orderings of range(tuple_len), in lexicographic order; the VCOP label is a row index."""
+    return np.array(list(itertools.permutations(range(tuple_len))), dtype=np.int64)
+
+
+def _order_key(part: pd.DataFrame) -> np.ndarray:
+    """Years since an arbitrary origin: the capture date when the source has one, else the age."""
+    if "date" in part and (part["date"] != "").all():
+        dates = pd.to_datetime(part["date"], errors="coerce")
+        if dates.notna().all():
+            return ((dates - pd.Timestamp("1900-01-01")).dt.days / 365.25).to_numpy()
+    return part["age"].to_numpy(dtype=float)
+
+
+def _valid(times: np.ndarray, combo: tuple[int, ...], min_gap: float) -> bool:
+    gaps = np.diff(times[list(combo)])
+    return bool((gaps > 0).all() and (gaps >= min_gap).all())
+
+
+def person_tuples(times: np.ndarray, tuple_len: int, min_gap: float, n_wanted: int,
+                  rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Distinct index tuples (into the person's time-sorted photos) with every neighbour gap >= min_gap."""
+    n = len(times)
+    if n < tuple_len:
+        return []
+    if math.comb(n, tuple_len) <= MAX_ENUMERATE:
+        valid = [c for c in itertools.combinations(range(n), tuple_len) if _valid(times, c, min_gap)]
+        if len(valid) <= n_wanted:
+            return valid
+        picked = rng.choice(len(valid), size=n_wanted, replace=False)
+        return [valid[i] for i in sorted(picked)]
+    found: set[tuple[int, ...]] = set()
+    for _ in range(50 * n_wanted):  # many photos: rejection-sample sorted draws
+        combo = tuple(sorted(rng.choice(n, size=tuple_len, replace=False).tolist()))
+        if _valid(times, combo, min_gap):
+            found.add(combo)
+            if len(found) == n_wanted:
+                break
+    return sorted(found)
+
+
+def build_tuples(df: pd.DataFrame, tuple_len: int, min_gap_years: float, tuples_per_person: int,
+                 seed: int) -> tuple[pd.DataFrame, dict]:
+    """Tuples of cache rows (`row_0..`, oldest photo last) and counts of used / skipped persons.
+
+    `df` must hold one split's photos with a `cache_row` column; persons are visited in sorted order.
+    """
+    rng = np.random.default_rng(seed)
+    records, skipped_few, skipped_gap = [], 0, 0
+    for person_id, part in sorted(df.groupby("person_id"), key=lambda kv: kv[0]):
+        times = _order_key(part)
+        order = np.argsort(times, kind="stable")
+        times, rows, ages = times[order], part["cache_row"].to_numpy()[order], part["age"].to_numpy()[order]
+        if len(part) < tuple_len:
+            skipped_few += 1
+            continue
+        combos = person_tuples(times, tuple_len, min_gap_years, tuples_per_person, rng)
+        if not combos:
+            skipped_gap += 1
+            continue
+        for combo in combos:
+            record = {"person_id": person_id}
+            record.update({f"row_{k}": int(rows[i]) for k, i in enumerate(combo)})
+            record.update({f"age_{k}": float(ages[i]) for k, i in enumerate(combo)})
+            records.append(record)
+    columns = ["person_id"] + [f"row_{k}" for k in range(tuple_len)] + [f"age_{k}" for k in range(tuple_len)]
+    tuples = pd.DataFrame(records, columns=columns)
+    counts = {
+        "n_tuples": len(tuples),
+        "n_persons_used": int(tuples["person_id"].nunique()) if len(tuples) else 0,
+        "n_persons_too_few_photos": skipped_few,
+        "n_persons_no_gap": skipped_gap,
+    }
+    return tuples, counts
+
+
+def tuple_rows(tuples: pd.DataFrame) -> np.ndarray:
+    """(N, tuple_len) cache rows in temporal order."""
+    cols = sorted((c for c in tuples.columns if c.startswith("row_")), key=lambda c: int(c.split("_")[1]))
+    return tuples[cols].to_numpy(dtype=np.int64)

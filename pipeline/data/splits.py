@@ -1,0 +1,83 @@
+"""Identity-disjoint train/val/test splits: no person's photos on two sides of a split."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+AGE_BANDS = (0, 13, 20, 30, 40, 50, 60, 200)  # 0-12, 13-19, 20-29, ..., 60+
+BAND_NAMES = ("0-12", "13-19", "20-29", "30-39", "40-49", "50-59", "60+")
+
+
+class EmptySplitError(ValueError):
+    """A split ended up with no person; the message names the split and the fix."""
+
+
+def age_band(ages_years: np.ndarray | pd.Series) -> np.ndarray:
+    return np.digitize(np.asarray(ages_years, dtype=float), AGE_BANDS[1:-1])
+
+
+def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float,
+                      where: str, required: tuple[str, ...] = ("train", "val", "test")) -> pd.Series:
+    """Assign each person to train/val/test, stratified by the band of the person's median age.
+
+    Persons are sorted before shuffling so the result depends only on (data, seed). Returns the split of
+    every row of `df`.
+    """
+    rng = np.random.default_rng(seed)
+    person_age = df.groupby("person_id")["age"].median().sort_index()
+    bands = pd.Series(age_band(person_age.to_numpy()), index=person_age.index)
+    assignment: dict[str, str] = {}
+    carry_val = carry_test = 0.0  # fractional persons carried across bands keep global fractions exact
+    for band in sorted(bands.unique()):
+        persons = rng.permutation(bands.index[bands == band].to_numpy())
+        want_test, want_val = len(persons) * test_frac + carry_test, len(persons) * val_frac + carry_val
+        n_test, n_val = int(round(want_test)), int(round(want_val))
+        n_test, n_val = min(n_test, len(persons)), min(n_val, len(persons) - min(n_test, len(persons)))
+        carry_test, carry_val = want_test - n_test, want_val - n_val
+        for i, person in enumerate(persons):
+            assignment[person] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    split = df["person_id"].map(assignment)
+    for name in required:
+        if not (split == name).any():
+            raise EmptySplitError(
+                f"{where}: the {name} split is empty ({person_age.size} persons); add persons or raise "
+                f"{'val_frac' if name == 'val' else 'test_frac' if name == 'test' else 'the train share'}")
+    return split
+
+
+def split_general(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float) -> pd.Series:
+    """Keep an official train/test list when the source has one (split_hint); carve val from train by person."""
+    hints = df["split_hint"].fillna("")
+    if set(hints.unique()) <= {"train", "test"} and (hints == "test").any() and (hints == "train").any():
+        crossing = set(df.loc[hints == "train", "person_id"]) & set(df.loc[hints == "test", "person_id"])
+        if crossing:
+            raise EmptySplitError(f"general: the official split puts {len(crossing)} person(s) in train and test "
+                                  f"(e.g. {sorted(crossing)[0]}); fix the source lists")
+        split = hints.copy()
+        train = df[hints == "train"]
+        # val carved from the official train persons only: the official test list stays untouched
+        split.loc[train.index] = split_by_identity(train, seed, val_frac, 0.0, "general", ("train", "val"))
+        return split
+    return split_by_identity(df, seed, val_frac, test_frac, "general")
+
+
+def labelled_subset(train: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
+    """The Korean training persons whose ages may be used as labels (label-budget study), chosen by person."""
+    persons = np.sort(train["person_id"].unique())
+    n = max(1, int(round(frac * len(persons))))
+    chosen = set(np.random.default_rng([seed, 7]).permutation(persons)[:n])
+    return train[train["person_id"].isin(chosen)]
+
+
+def summarise(df: pd.DataFrame) -> dict:
+    """Persons, photos and age histogram per (domain, split), for metrics/splits.json."""
+    summary: dict = {}
+    for (domain, split), part in df.groupby(["domain", "split"], sort=True):
+        counts = np.bincount(age_band(part["age"]), minlength=len(BAND_NAMES))
+        summary[f"{domain}_{split}"] = {
+            "n_persons": int(part["person_id"].nunique()),
+            "n_photos": len(part),
+            "mean_age": round(float(part["age"].mean()), 3),
+            "age_bands": dict(zip(BAND_NAMES, counts.tolist())),
+        }
+    return summary

@@ -1,0 +1,301 @@
+"""fit(): the one training loop, and one step function per task (age, VCOP, multitrain)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from pipeline import runtime
+from pipeline.config import TrainConfig
+from pipeline.data.loaders import EpochLoader
+from pipeline.data.sequences import permutations
+from pipeline.models.heads import AGE_SCALE, to_normalised
+
+log = logging.getLogger(__name__)
+Batch = Any
+Step = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------------------------------------------- steps
+def age_loss(pred: torch.Tensor, ages_years: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    target = to_normalised(ages_years)
+    if kind == "smooth_l1":
+        return F.smooth_l1_loss(pred, target, beta=1.0 / AGE_SCALE)  # quadratic only within ±1 year
+    return F.l1_loss(pred, target)  # we report MAE, so we train on it
+
+
+def age_step(model: nn.Module, batch: Batch, loss_kind: str = "l1") -> tuple[torch.Tensor, dict]:
+    images, ages = batch
+    pred = model(images).float()
+    loss = age_loss(pred, ages, loss_kind)
+    mae = (pred.detach() - to_normalised(ages)).abs().mean() * AGE_SCALE  # in years
+    return loss, {"loss": loss.detach(), "mae": mae}
+
+
+def vcop_step(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+    tuples, labels = batch
+    logits = model(tuples).float()
+    loss = F.cross_entropy(logits, labels)
+    return loss, {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
+
+
+@dataclass
+class MultiStep:
+    """Age loss on labelled photos + weighted VCOP loss + weighted coupling loss, all in one backward."""
+
+    vcop_weight: float
+    coupling_weight: float
+    loss_kind: str = "l1"
+
+    def __call__(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+        age_batch, tuple_batch = batch
+        loss, stats = age_step(model.age, age_batch, self.loss_kind)
+        stats = {"age_loss": stats["loss"], "mae": stats["mae"]}
+        if tuple_batch is None:  # validation: age only
+            return loss, {"loss": loss.detach(), **stats}
+        tuples, labels = tuple_batch
+        vcop_features = model.vcop.features(tuples)
+        logits = model.vcop.head(vcop_features).float()
+        vcop = F.cross_entropy(logits, labels)
+        perms = torch.as_tensor(permutations(tuples.shape[1]), device=labels.device)
+        coupling = model.coupling_loss(tuples, labels, perms, vcop_features).float()
+        total = loss + self.vcop_weight * vcop + self.coupling_weight * coupling
+        stats.update(vcop_loss=vcop.detach(), coupling_loss=coupling.detach(),
+                     acc=(logits.argmax(1) == labels).float().mean())
+        return total, {"loss": total.detach(), **stats}
+
+
+class PairedLoader:
+    """Each labelled age batch paired with the next tuple batch (tuple epochs cycle as needed)."""
+
+    def __init__(self, age: EpochLoader, tuples: EpochLoader | None):
+        self.age, self.tuples = age, tuples
+        self._tuple_epoch = 0
+
+    def epoch(self, epoch: int) -> Iterable:
+        return _Paired(self, epoch)
+
+    def __len__(self) -> int:
+        return len(self.age)
+
+
+class _Paired:
+    def __init__(self, parent: PairedLoader, epoch: int):
+        self.parent, self.epoch_index = parent, epoch
+
+    def __len__(self) -> int:
+        return len(self.parent.age)
+
+    def __iter__(self) -> Iterator:
+        parent = self.parent
+        if parent.tuples is None:
+            for batch in parent.age.epoch(self.epoch_index):
+                yield batch, None
+            return
+        # tuple epochs are numbered from the age epoch, so a resumed run replays the same pairs
+        tuple_epoch = self.epoch_index * 1000
+        tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
+        for batch in parent.age.epoch(self.epoch_index):
+            try:
+                tuple_batch = next(tuple_iter)
+            except StopIteration:
+                tuple_epoch += 1
+                tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
+                tuple_batch = next(tuple_iter)
+            yield batch, tuple_batch
+
+
+# ------------------------------------------------------------------------------------------------- the loop
+@dataclass
+class Loaders:
+    train: Any  # EpochLoader or PairedLoader: has .epoch(e) -> iterable of batches
+    val: Any
+
+
+@dataclass
+class FitState:
+    epoch: int = 0
+    best_score: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    best: dict[str, float]
+    history: list[dict]
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    return batch
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+
+
+def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.device, use_amp: bool,
+              opt: torch.optim.Optimizer | None = None, scheduler: Any = None, scaler: Any = None,
+              grad_clip: float = 0.0, desc: str = "") -> dict[str, float]:
+    """One pass; trains when `opt` is given, else evaluates under no_grad. Stats are weighted by batch size."""
+    training = opt is not None
+    model.train(training)
+    totals: dict[str, torch.Tensor] = {}
+    count = 0
+    with torch.set_grad_enabled(training):
+        for batch in tqdm(batches, desc=desc, leave=False, disable=None):
+            batch = _to_device(batch, device)
+            size = _batch_size(batch)
+            with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
+                loss, stats = step(model, batch)
+            if not torch.isfinite(loss):  # one host sync per step: a NaN must never reach the weights
+                raise NonFiniteLossError(f"non-finite loss {loss.item()} ({desc}); the last good checkpoint is "
+                                         "kept. Lower the lr (or set amp: false) and run again.")
+            if training:
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if grad_clip > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                scheduler.step()
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0) + value.detach().float() * size
+            count += size
+    return {k: round(float(v) / max(count, 1), 6) for k, v in totals.items()}
+
+
+def _batch_size(batch: Batch) -> int:
+    while isinstance(batch, (list, tuple)):
+        batch = batch[0]
+    return int(batch.shape[0])
+
+
+def fingerprint(cfg: TrainConfig, *parts: Any) -> str:
+    """What a checkpoint was trained from: resuming is only allowed when this matches."""
+    blob = json.dumps([asdict(cfg), [str(p) for p in parts]], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def state_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with runtime.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = max(warmup + 1, cfg.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:  # linear warm-up, then cosine to 1% of lr
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / (total - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
+        select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = ()) -> FitResult:
+    """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
+
+    Every epoch writes ckpt_dir/last.pt (everything needed to resume) and, when val improves, best.pt.
+    A rerun with the same fingerprint resumes from last.pt; any other fingerprint starts afresh.
+    """
+    model.to(device)
+    if device.type in ("cpu", "cuda"):
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, len(loaders.train)))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and _amp_dtype(device) == torch.float16)
+    key = fingerprint(cfg, select, tag, state_digest(model), *fingerprint_parts)
+    last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    state = FitState()
+    if last.exists():
+        saved = torch.load(last, map_location=device, weights_only=False)
+        if saved.get("fingerprint") == key:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            state = FitState(**saved["state"])
+            _set_rng_state(saved["rng"])
+            log.info("%s: resuming from %s at epoch %d/%d", tag, last, state.epoch, cfg.epochs)
+        else:
+            log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, last)
+    sign = -1.0 if maximize else 1.0
+    for epoch in range(state.epoch, cfg.epochs):
+        if state.bad_epochs and cfg.patience and state.bad_epochs >= cfg.patience:
+            log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
+            break
+        train_stats = run_epoch(model, loaders.train.epoch(epoch), step, device, use_amp, opt, scheduler, scaler,
+                                cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}")
+        val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
+        score = sign * val_stats[select]
+        improved = score < state.best_score
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+            save_checkpoint(best, {"model": model.state_dict(), "epoch": epoch, "fingerprint": key})
+        else:
+            state.bad_epochs += 1
+        row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+               **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
+        state.history.append(row)
+        state.epoch = epoch + 1
+        save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
+                               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                               "state": asdict(state), "rng": _rng_state(), "fingerprint": key})
+        log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
+                 "  *best*" if improved else "")
+    if best.exists():  # selection on val only: the test split never reaches this loop
+        model.load_state_dict(torch.load(best, map_location=device, weights_only=False)["model"])
+    best_row = state.history[state.best_epoch] if state.best_epoch >= 0 else state.history[-1]
+    result = {k: v for k, v in best_row.items() if k.startswith("val_")}
+    result["best_epoch"] = best_row["epoch"]
+    return FitResult(best=result, history=state.history)

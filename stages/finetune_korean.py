@@ -1,0 +1,25 @@
+"""Stage finetune_korean (condition 2): the baseline fine-tuned on the labelled Korean training persons."""
+from pathlib import Path
+
+from pipeline import conditions, config, runtime, train
+
+BASELINE = conditions.model_path("train_baseline")
+MODEL, METRICS = conditions.model_path("finetune_korean"), Path("metrics/train/finetune_korean.json")
+HISTORY = Path("metrics/history/finetune_korean.csv")
+
+
+def main() -> None:
+    cfg = config.load_section(config.AgeModelConfig, "finetune_korean")
+    budget = conditions.budget(cfg.seed)
+    device = runtime.setup(seed=cfg.seed, config=cfg, stage="finetune_korean")
+    model, encoder = conditions.load_age_model(BASELINE, needed_by="finetune_korean")
+    step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
+    metrics, history = conditions.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg.seed, device,
+                                                 step, cfg.lr_scale)
+    conditions.save_model(MODEL, model, "age", encoder)
+    conditions.write_history(HISTORY, history)
+    runtime.write_json(METRICS, metrics)
+
+
+if __name__ == "__main__":
+    main()

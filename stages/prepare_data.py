@@ -1,0 +1,24 @@
+"""Stage prepare_data: build the manifest of both roles (synthetic by default) and decode it once into the cache."""
+from pathlib import Path
+
+from pipeline import config, runtime
+from pipeline.data import cache, manifest, sources
+
+MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
+SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
+
+
+def main() -> None:
+    cfg = config.load_section(config.DataConfig, "data")
+    if "synthetic" in (cfg.general, cfg.korean):
+        cfg.synthetic_config()  # bad generator params fail here, before anything is written
+    runtime.setup(seed=cfg.seed, config=cfg, stage="prepare_data")
+    table, info = sources.build_manifest(cfg)
+    manifest.write_csv(table, MANIFEST)
+    meta = cache.build_cache(table, Path("."), CACHE, cfg.image_size)
+    sources.contact_sheet(table, SHEET)
+    runtime.write_json(SUMMARY, sources.data_summary(table, info, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Stage split_korean: identity-disjoint train/val/test of both domains, and the Korean label budget."""
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import config, runtime
+from pipeline.data import manifest, splits
+
+INDEX, SPLITS, SUMMARY = Path("data/cache/index.csv"), Path("data/splits"), Path("metrics/splits.json")
+
+
+def main() -> None:
+    cfg = config.load_section(config.SplitConfig, "split_korean")
+    runtime.setup(seed=cfg.seed, config=cfg, stage="split_korean")
+    table = manifest.read_manifest(INDEX, check_files=False).rename_axis("cache_row").reset_index()
+    general, korean = (table[table["domain"] == d].copy() for d in ("general", "korean"))
+    general["split"] = splits.split_general(general, cfg.seed, cfg.general_val_frac, cfg.korean_test_frac)
+    korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
+                                               "korean")
+    for name, part in (("general", general), ("korean", korean)):
+        for split in ("train", "val", "test"):
+            manifest.write_csv(part[part["split"] == split], SPLITS / f"{name}_{split}.csv")
+    labelled = splits.labelled_subset(korean[korean["split"] == "train"], cfg.label_frac, cfg.seed)
+    manifest.write_csv(labelled, SPLITS / "korean_train_labelled.csv")
+    summary = splits.summarise(pd.concat([general, korean]))
+    summary["korean_train_labelled"] = {"n_persons": int(labelled["person_id"].nunique()), "n_photos": len(labelled)}
+    runtime.write_json(SUMMARY, summary)
+
+
+if __name__ == "__main__":
+    main()
