@@ -131,15 +131,21 @@ def load_age_model(path: Path, needed_by: str = "this stage") -> tuple[AgeRegres
     return model, payload["encoder"]
 
 
-def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn.Module]:
-    """The encoder of a pretrained VCOP model (name, module); `encoder`, when given, must match it."""
+def load_vcop_model(path: Path, needed_by: str) -> VCOPModel:
     payload = _load(path, "vcop", needed_by)
-    if encoder and payload["encoder"] != encoder:
-        raise ConfigError(f"{needed_by} asks for encoder '{encoder}' but {path} was pretrained with "
-                          f"'{payload['encoder']}'; leave {needed_by}.encoder empty or set both the same")
     model = VCOPModel(build_encoder(payload["encoder"]), payload["tuple_len"], payload["head_hidden"])
     model.load_state_dict(payload["state"])
-    return payload["encoder"], model.encoder
+    return model
+
+
+def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn.Module]:
+    """The encoder of a pretrained VCOP model (name, module); `encoder`, when given, must match it."""
+    model = load_vcop_model(path, needed_by)
+    name = _load(path, "vcop", needed_by)["encoder"]
+    if encoder and name != encoder:
+        raise ConfigError(f"{needed_by} asks for encoder '{encoder}' but {path} was pretrained with "
+                          f"'{name}'; leave {needed_by}.encoder empty or set both the same")
+    return name, model.encoder
 
 
 def write_history(path: Path, history: list[dict]) -> None:

@@ -255,6 +255,8 @@ class MultiTrainConfig:
     vcop_weight: float
     coupling_weight: float
     rank_margin_years: float = 1.0
+    head_hidden: int = 512  # VCOP head, as in pretrain_vcop
+    dropout: float = 0.5
     loss: Literal["l1", "smooth_l1"] = "l1"
 
     def __post_init__(self) -> None:

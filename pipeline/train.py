@@ -247,8 +247,9 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     A rerun with the same fingerprint resumes from last.pt; any other fingerprint starts afresh.
     """
     model.to(device)
-    if device.type in ("cpu", "cuda"):
-        model.to(memory_format=torch.channels_last)
+    for module in model.modules():  # channels_last: ~1.6x faster 2D convs on CPU, tensor cores on GPU
+        if isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, len(loaders.train)))

@@ -14,13 +14,11 @@ HISTORY = Path("metrics/history/multitrain.csv")
 
 def main() -> None:
     cfg = config.load_section(config.MultiTrainConfig, "multitrain")
-    vcop_cfg = config.load_section(config.VCOPConfig, "pretrain_vcop")
     budget = conditions.budget(cfg.seed)
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="multitrain")
     tuple_len = tuple_rows(pd.read_csv(TUPLES, nrows=1)).shape[1]
     model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)),
-                            VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, vcop_cfg.head_hidden,
-                                      vcop_cfg.dropout), cfg.coupling, cfg.rank_margin_years)
+                            VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout), cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
     tuple_batch = max(2, budget.phase("general", cfg.seed).batch_size // tuple_len)
     metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg.seed,
