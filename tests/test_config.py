@@ -1,0 +1,130 @@
+"""The config loader: typos, wrong types and missing keys fail before any work, naming the key."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+from pipeline.config import ConfigError, load_section
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = {
+    "data": config.DataConfig, "split_korean": config.SplitConfig, "build_sequences": config.SequenceConfig,
+    "budget": config.BudgetConfig, "pretrain_vcop": config.VCOPConfig, "train_baseline": config.AgeModelConfig,
+    "finetune_korean": config.AgeModelConfig, "downstream": config.AgeModelConfig,
+    "multitrain": config.MultiTrainConfig, "evaluate": config.EvalConfig,
+}
+
+
+def write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def base_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("params_file", ["params.yaml", "tests/fixtures/params.tiny.yaml"])
+def test_every_section_of_shipped_params_loads(params_file):
+    path = ROOT / params_file
+    top_seed = yaml.safe_load(path.read_text())["seed"]
+    for section, cls in SECTIONS.items():
+        cfg = load_section(cls, section, path)
+        assert getattr(cfg, "seed", top_seed) == top_seed
+    data = load_section(config.DataConfig, "data", path)
+    data.synthetic_config()
+    budget = load_section(config.BudgetConfig, "budget", path)
+    assert budget.phase("general", 0).epochs >= 1 and budget.phase("korean", 0).epochs >= 1
+
+
+def test_shipped_params_have_no_section_the_loader_does_not_know():
+    for path in (ROOT / "params.yaml", ROOT / "tests/fixtures/params.tiny.yaml"):
+        assert set(yaml.safe_load(path.read_text())) == set(config.KNOWN_SECTIONS)
+
+
+def test_unknown_key_names_full_path_and_allowed_keys(tmp_path):
+    params = base_params()
+    params["multitrain"]["couplng"] = "rank"
+    with pytest.raises(ConfigError, match=r"multitrain\.couplng.*allowed: .*'coupling'"):
+        load_section(config.MultiTrainConfig, "multitrain", write(tmp_path, params))
+
+
+def test_unknown_section_is_rejected(tmp_path):
+    params = base_params()
+    params["trian_baseline"] = {"encoder": "resnet18"}
+    with pytest.raises(ConfigError, match="unknown section.*trian_baseline"):
+        load_section(config.AgeModelConfig, "train_baseline", write(tmp_path, params))
+
+
+def test_wrong_type_names_key_and_expected_type(tmp_path):
+    params = base_params()
+    params["pretrain_vcop"]["lr"] = "3e-4"  # PyYAML reads 3e-4 (no dot) as a string
+    with pytest.raises(ConfigError, match=r"pretrain_vcop\.lr: expected float, got '3e-4'"):
+        load_section(config.VCOPConfig, "pretrain_vcop", write(tmp_path, params))
+
+
+def test_bool_is_not_an_int(tmp_path):
+    params = base_params()
+    params["pretrain_vcop"]["epochs"] = True
+    with pytest.raises(ConfigError, match=r"pretrain_vcop\.epochs"):
+        load_section(config.VCOPConfig, "pretrain_vcop", write(tmp_path, params))
+
+
+def test_missing_key_is_named(tmp_path):
+    params = base_params()
+    del params["pretrain_vcop"]["encoder"]
+    with pytest.raises(ConfigError, match="pretrain_vcop.*encoder"):
+        load_section(config.VCOPConfig, "pretrain_vcop", write(tmp_path, params))
+
+
+def test_missing_section_is_named(tmp_path):
+    params = base_params()
+    del params["evaluate"]
+    with pytest.raises(ConfigError, match="missing section 'evaluate'"):
+        load_section(config.EvalConfig, "evaluate", write(tmp_path, params))
+
+
+def test_literal_values_are_checked(tmp_path):
+    params = base_params()
+    params["multitrain"]["coupling"] = "glue"
+    with pytest.raises(ConfigError, match=r"multitrain\.coupling: expected one of"):
+        load_section(config.MultiTrainConfig, "multitrain", write(tmp_path, params))
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("pretrain_vcop", "lr", -1.0, "lr must be > 0"),
+    ("build_sequences", "tuple_len", 2, "tuple_len must be 3, 4 or 5"),
+    ("build_sequences", "tuple_len", 7, "tuple_len must be 3, 4 or 5"),
+    ("split_korean", "korean_val_frac", 0.7, "korean_val_frac must be in"),
+    ("split_korean", "label_frac", 0.0, "label_frac must be in"),
+    ("data", "image_size", 8, "image_size must be >= 24"),
+    ("multitrain", "vcop_encoder", "resnet18", "different"),
+])
+def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, message):
+    params = base_params()
+    params[section][key] = value
+    with pytest.raises(ConfigError, match=message):
+        load_section(SECTIONS[section], section, write(tmp_path, params))
+
+
+def test_valid_override_is_used_and_top_level_seed_fills_sections(tmp_path):
+    params = base_params()
+    params["seed"] = 7
+    params["pretrain_vcop"]["lr"] = 0.5
+    cfg = load_section(config.VCOPConfig, "pretrain_vcop", write(tmp_path, params))
+    assert cfg.lr == 0.5 and cfg.seed == 7
+
+
+def test_nested_budget_and_synthetic_sections_are_checked(tmp_path):
+    params = base_params()
+    params["budget"]["korean"]["epochz"] = 3
+    budget = load_section(config.BudgetConfig, "budget", write(tmp_path, params))
+    with pytest.raises(ConfigError, match=r"budget\.korean.*epochz"):
+        budget.phase("korean", 0)
+    params = base_params()
+    params["data"]["synthetic"]["n_korean_persons"] = -5
+    data = load_section(config.DataConfig, "data", write(tmp_path, params))
+    with pytest.raises(ConfigError, match="n_korean_persons must be >= 10"):
+        data.synthetic_config()

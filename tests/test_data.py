@@ -1,0 +1,224 @@
+"""Manifests, the decoded cache, identity-disjoint splits and VCOP tuples."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.data import cache, loaders, manifest, sequences, splits
+from tests.conftest import write_photos
+
+
+# ------------------------------------------------------------------------------------------------ manifests
+@pytest.fixture
+def good(tmp_path) -> pd.DataFrame:
+    return write_photos(tmp_path / "img", {"a": [10, 20], "b": [30, 40]})
+
+
+def test_valid_manifest_round_trips(good, tmp_path):
+    path = tmp_path / "m.csv"
+    good.to_csv(path, index=False)
+    table = manifest.read_manifest(path)
+    assert list(table.columns[:4]) == ["path", "person_id", "age", "domain"] and len(table) == 4
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda df: df.drop(columns="age"), r"missing column\(s\) \['age'\]"),
+    (lambda df: df.assign(age=["ten", 20, 30, 40]), r"non-numeric or missing age at line\(s\) 2"),
+    (lambda df: df.assign(age=[np.nan, 20, 30, 40]), "non-numeric or missing age"),
+    (lambda df: df.assign(age=[10, -1, 30, 40]), r"impossible age at line\(s\) 3"),
+    (lambda df: df.assign(age=[10, 20, 130, 40]), r"impossible age at line\(s\) 4.*\[0, 120\]"),
+    (lambda df: df.assign(person_id=["a", "", "b", "b"]), "empty person_id"),
+    (lambda df: df.assign(path=[df.path[0]] * 2 + list(df.path[2:])), "duplicate path at line"),
+    (lambda df: df.assign(domain=["general", "mars", "korean", "korean"]), "unknown domain"),
+    (lambda df: df.assign(path=["missing.jpg"] + list(df.path[1:])), r"file not found at line\(s\) 2"),
+    (lambda df: df.iloc[:0], "no rows"),
+])
+def test_bad_manifests_are_rejected_naming_file_and_row(good, tmp_path, change, message):
+    path = tmp_path / "bad.csv"
+    change(good).to_csv(path, index=False)
+    with pytest.raises(manifest.ManifestError, match=message) as err:
+        manifest.read_manifest(path)
+    assert str(path) in str(err.value)
+
+
+def test_float_ages_are_accepted(good, tmp_path):
+    path = tmp_path / "m.csv"
+    good.assign(age=[10.5, 20.25, 30, 40]).to_csv(path, index=False)
+    assert manifest.read_manifest(path)["age"].tolist() == [10.5, 20.25, 30.0, 40.0]
+
+
+def test_missing_manifest_names_the_stage(tmp_path):
+    with pytest.raises(manifest.ManifestError, match="dvc repro prepare_data"):
+        manifest.read_manifest(tmp_path / "nope.csv")
+
+
+# ---------------------------------------------------------------------------------------------------- cache
+def odd_images(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.png" for name in ("grey", "alpha", "sixteen", "tiny", "huge", "wide")}
+    Image.fromarray(np.full((20, 20), 100, np.uint8), "L").save(paths["grey"])
+    Image.fromarray(np.zeros((20, 20, 4), np.uint8), "RGBA").save(paths["alpha"])
+    Image.fromarray(np.full((20, 20), 65535, np.uint16)).save(paths["sixteen"])
+    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(paths["tiny"])
+    Image.fromarray(np.full((3000, 3000, 3), 50, np.uint8)).save(paths["huge"])
+    Image.fromarray(np.full((10, 40, 3), 70, np.uint8)).save(paths["wide"])
+    return paths
+
+
+def test_any_readable_photo_decodes_to_a_square_rgb(tmp_path):
+    for name, path in odd_images(tmp_path).items():
+        pixels = cache.load_rgb(path, 24)
+        assert pixels.shape == (24, 24, 3) and pixels.dtype == np.uint8, name
+    assert cache.load_rgb(tmp_path / "sixteen.png", 24).max() == 255  # scaled, not clipped to 255 everywhere
+    assert cache.load_rgb(tmp_path / "alpha.png", 24).mean() == pytest.approx(128, abs=1)  # transparent -> grey
+
+
+def test_corrupt_images_are_dropped_and_reported(tmp_path):
+    table = write_photos(tmp_path / "img", {"a": [10, 20, 30]})
+    (tmp_path / "img" / "a_1.jpg").write_bytes(b"not a jpeg at all")
+    truncated = (tmp_path / "img" / "a_2.jpg").read_bytes()
+    (tmp_path / "img" / "a_2.jpg").write_bytes(truncated[: len(truncated) // 3])
+    (tmp_path / "img" / "zero.jpg").write_bytes(b"")
+    table = pd.concat([table, pd.DataFrame([{"path": str(tmp_path / "img" / "zero.jpg"), "person_id": "z",
+                                             "age": 5.0, "domain": "korean"}])], ignore_index=True)
+    meta = cache.build_cache(table, None, tmp_path / "cache", 16, workers=1)
+    dropped = pd.read_csv(tmp_path / "cache" / "dropped.csv")
+    assert meta["n_images"] + meta["n_dropped"] == 4 and meta["n_dropped"] >= 2
+    assert any("a_1.jpg" in p for p in dropped["path"]) and any("zero.jpg" in p for p in dropped["path"])
+    index = pd.read_csv(tmp_path / "cache" / "index.csv")
+    assert len(index) == len(cache.open_images(tmp_path / "cache")) == meta["n_images"]
+
+
+def test_cache_holds_exact_pixels_in_index_order(tmp_path):
+    table = write_photos(tmp_path / "img", {"a": [0, 40], "b": [80]}, size=16)
+    cache.build_cache(table, None, tmp_path / "cache", 16, workers=2)
+    images = cache.open_images(tmp_path / "cache")
+    means = images.reshape(len(images), -1).mean(1)
+    assert images.dtype == np.uint8 and np.all(np.diff(means) > 0)  # brightness follows age, row order kept
+
+
+# --------------------------------------------------------------------------------------------------- splits
+def many_persons(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [{"path": f"p{i}_{k}.jpg", "person_id": f"p{i}", "age": float(rng.uniform(0, 80)), "domain": "korean"}
+            for i in range(n) for k in range(int(rng.integers(1, 6)))]
+    return pd.DataFrame(rows)
+
+
+def test_splits_are_identity_disjoint_deterministic_and_sized():
+    df = many_persons()
+    split = splits.split_by_identity(df, 0, 0.15, 0.25, "korean")
+    assert (split == splits.split_by_identity(df, 0, 0.15, 0.25, "korean")).all()
+    assert not (split == splits.split_by_identity(df, 1, 0.15, 0.25, "korean")).all()
+    persons = {name: set(df.loc[split == name, "person_id"]) for name in ("train", "val", "test")}
+    assert not (persons["train"] & persons["val"] or persons["train"] & persons["test"] or
+                persons["val"] & persons["test"])
+    assert len(persons["test"]) == pytest.approx(15, abs=2) and len(persons["val"]) == pytest.approx(9, abs=2)
+    paths = {name: set(df.loc[split == name, "path"]) for name in persons}
+    assert sum(map(len, paths.values())) == len(df)
+
+
+def test_adversarial_person_with_many_photos_stays_on_one_side():
+    df = pd.concat([many_persons(20), pd.DataFrame([{"path": f"big_{k}.jpg", "person_id": "big", "age": float(k),
+                                                     "domain": "korean"} for k in range(80)])], ignore_index=True)
+    split = splits.split_by_identity(df, 3, 0.2, 0.2, "korean")
+    assert split[df["person_id"] == "big"].nunique() == 1
+
+
+def test_too_few_persons_gives_an_empty_split_error():
+    df = many_persons(2)
+    with pytest.raises(splits.EmptySplitError, match="split is empty"):
+        splits.split_by_identity(df, 0, 0.15, 0.25, "korean")
+
+
+def test_general_keeps_official_test_list_and_carves_val_by_person():
+    df = many_persons(40).assign(domain="general")
+    df["split_hint"] = np.where(df["person_id"].str[1:].astype(int) < 10, "test", "train")
+    split = splits.split_general(df, 0, 0.2, 0.25)
+    assert (split[df["split_hint"] == "test"] == "test").all()
+    assert set(split[df["split_hint"] == "train"]) == {"train", "val"}
+
+
+def test_official_lists_that_share_a_person_are_refused():
+    df = many_persons(10).assign(domain="general", split_hint="train")
+    df.loc[0, "split_hint"] = "test"
+    df.loc[1, "person_id"] = df.loc[0, "person_id"]
+    with pytest.raises(splits.EmptySplitError, match="in train and test"):
+        splits.split_general(df, 0, 0.2, 0.25)
+
+
+def test_label_budget_is_a_subset_of_persons():
+    train = many_persons(40)
+    subset = splits.labelled_subset(train, 0.25, 0)
+    assert subset["person_id"].nunique() == 10
+    assert set(subset["path"]) <= set(train["path"])
+    assert (train[train["person_id"].isin(subset["person_id"])].index == subset.index).all()  # whole persons
+
+
+# ---------------------------------------------------------------------------------------------- sequences
+def korean_with_rows(ages_by_person: dict[str, list[float]]) -> pd.DataFrame:
+    rows, r = [], 0
+    for person, ages in ages_by_person.items():
+        for age in ages:
+            rows.append({"person_id": person, "age": age, "cache_row": r, "date": ""})
+            r += 1
+    return pd.DataFrame(rows)
+
+
+def test_tuples_are_same_person_ordered_with_gap_and_unique():
+    df = korean_with_rows({"a": [30, 10, 20, 21, 40, 50], "b": [1, 2, 3], "c": [5, 5, 5, 5], "d": [10]})
+    tuples, counts = sequences.build_tuples(df, 3, 2.0, 50, seed=0)
+    rows = sequences.tuple_rows(tuples)
+    ages = tuples[["age_0", "age_1", "age_2"]].to_numpy()
+    assert (np.diff(ages, axis=1) >= 2.0).all()
+    assert set(tuples["person_id"]) == {"a"}
+    person_of_row = df.set_index("cache_row")["person_id"]
+    assert all(len({person_of_row[r] for r in row}) == 1 for row in rows)
+    assert len({tuple(r) for r in rows}) == len(rows)
+    assert counts["n_persons_too_few_photos"] == 1 and counts["n_persons_no_gap"] == 2
+
+
+def test_dates_order_tuples_when_present():
+    df = korean_with_rows({"a": [30, 30, 30]})
+    df["date"] = ["2010-01-01", "2001-01-01", "2005-06-01"]
+    tuples, _ = sequences.build_tuples(df, 3, 1.0, 5, seed=0)
+    assert sequences.tuple_rows(tuples).tolist() == [[1, 2, 0]]
+
+
+def test_many_photos_are_sampled_not_enumerated():
+    df = korean_with_rows({"a": list(np.linspace(0, 80, 60))})
+    tuples, _ = sequences.build_tuples(df, 5, 1.0, 30, seed=0)
+    assert len(tuples) == 30
+
+
+def test_tuple_dataset_applies_the_labelled_permutation_reproducibly():
+    images = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    tuples = pd.DataFrame({"person_id": ["a", "b"], "row_0": [0, 5], "row_1": [1, 6], "row_2": [2, 7]})
+    data = loaders.tuple_dataset(images, tuples, seed=0)
+    perms = sequences.permutations(3)
+    seen = []
+    for epoch in range(4):
+        data.set_epoch(epoch)
+        pixels, labels = data[[0, 1]]
+        assert pixels.shape == (2, 3, 3, 4, 4)
+        got = pixels[:, :, 0, 0, 0]  # element k shows ordered row perm[label][k]
+        want = torch.tensor([[0, 1, 2], [5, 6, 7]])[torch.arange(2)[:, None], torch.from_numpy(perms[labels])]
+        assert torch.equal(got, want.to(torch.uint8))
+        seen.append(labels.tolist())
+        data.set_epoch(epoch)
+        assert data[[0, 1]][1].tolist() == labels.tolist()
+    assert len({tuple(s) for s in seen}) > 1  # a fresh shuffle each epoch
+
+
+def test_loader_order_depends_only_on_seed_and_epoch():
+    images = np.zeros((20, 4, 4, 3), np.uint8)
+    table = pd.DataFrame({"cache_row": np.arange(20), "age": np.arange(20, dtype=float)})
+    make = lambda: loaders.make_loader(loaders.photo_dataset(images, table), 5, True, 3, torch.device("cpu"))  # noqa
+    first = [b[1].tolist() for b in make().epoch(2)]
+    assert first == [b[1].tolist() for b in make().epoch(2)]
+    assert first != [b[1].tolist() for b in make().epoch(3)]
+    with pytest.raises(ValueError, match="empty split"):
+        loaders.photo_dataset(images, table.iloc[:0])
