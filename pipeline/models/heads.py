@@ -74,6 +74,16 @@ class VCOPModel(nn.Module):
         return self.head(self.features(tuples))
 
 
+def order_margin_loss(ages: torch.Tensor, rank: torch.Tensor, margin: float) -> torch.Tensor:
+    """Pairwise margin ranking: a photo taken later must be predicted >= `margin` older.
+
+    ages (B, T) predictions; rank (B, T) temporal position of each element (0 = earliest).
+    """
+    later = rank[:, :, None] > rank[:, None, :]  # [b, k, l]: element k was taken after element l
+    gap = ages[:, :, None] - ages[:, None, :]
+    return F.relu(margin - gap)[later].mean()
+
+
 class MultiTrainModel(nn.Module):
     """A VCOP encoder and an age encoder of different architectures, trained at once and coupled.
 
@@ -107,8 +117,5 @@ class MultiTrainModel(nn.Module):
             return (1 - F.cosine_similarity(s_diff, t_diff, dim=2)).mean()
         if self.coupling == "rank":
             ages = self.age.head(age_features).squeeze(2)  # (B, T) in shuffled order
-            rank = perms[labels]  # temporal rank of each shuffled element
-            later = rank[:, :, None] > rank[:, None, :]  # [b, k, l]: element k was taken after element l
-            gap = ages[:, :, None] - ages[:, None, :]
-            return F.relu(self.rank_margin - gap)[later].mean()
+            return order_margin_loss(ages, perms[labels], self.rank_margin)
         raise ValueError(f"unknown coupling '{self.coupling}'; use shared_head, distill, rank or none")

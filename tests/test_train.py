@@ -1,0 +1,172 @@
+"""The one training loop: it learns, resumes exactly, stops on NaN, and multitrain couples for real."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline import train
+from pipeline.config import TrainConfig
+from pipeline.data import loaders
+from pipeline.data.sequences import permutations
+from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
+from pipeline.models.heads import order_margin_loss
+
+CPU = torch.device("cpu")
+
+
+def toy_images(n: int = 96, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Photos whose brightness encodes age, plus noise: a model can learn it in a few epochs."""
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(0, 80, n)
+    base = (30 + 2.5 * ages)[:, None, None, None] + rng.normal(0, 8, (n, 16, 16, 3))
+    images = np.clip(base, 0, 255).astype(np.uint8)
+    return images, pd.DataFrame({"cache_row": np.arange(n), "age": ages})
+
+
+def toy_loaders(images, table, cfg) -> train.Loaders:
+    make = lambda t, is_train: loaders.make_loader(loaders.photo_dataset(images, t), cfg.batch_size, is_train,  # noqa
+                                                   cfg.seed, CPU)
+    return train.Loaders(make(table.iloc[:72], True), make(table.iloc[72:], False))
+
+
+def cfg(**overrides) -> TrainConfig:
+    return dataclasses.replace(TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2), **overrides)
+
+
+def fresh_model(seed: int = 0) -> AgeRegressor:
+    torch.manual_seed(seed)
+    return AgeRegressor(build_encoder("tiny_cnn"), augment=False)
+
+
+def test_fit_lowers_val_mae(tmp_path):
+    images, table = toy_images()
+    result = train.fit(fresh_model(), toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path, CPU)
+    maes = [row["val_mae"] for row in result.history]
+    assert result.best["val_mae"] == min(maes) and min(maes) < 0.6 * maes[0]
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    images, table = toy_images()
+    c = cfg(epochs=3)
+    torch.manual_seed(123)
+    full = fresh_model()
+    train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)
+
+    calls = {"n": 0}
+
+    def dying_step(model, batch):  # dies mid-way through epoch 2, like a kill -9 would
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Interrupt
+        return train.age_step(model, batch)
+
+    torch.manual_seed(123)
+    with pytest.raises(Interrupt):
+        train.fit(fresh_model(), toy_loaders(images, table, c), dying_step, c, tmp_path / "cut", CPU)
+    torch.manual_seed(999)  # the resumed process starts with other RNG state; the checkpoint restores it
+    resumed = fresh_model()
+    result = train.fit(resumed, toy_loaders(images, table, c), train.age_step, c, tmp_path / "cut", CPU)
+    assert len(result.history) == 3
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoint_from_other_params_is_not_resumed(tmp_path):
+    images, table = toy_images()
+    train.fit(fresh_model(), toy_loaders(images, table, cfg(epochs=1)), train.age_step, cfg(epochs=1), tmp_path, CPU)
+    other = cfg(epochs=2, lr=1.0e-3)
+    result = train.fit(fresh_model(), toy_loaders(images, table, other), train.age_step, other, tmp_path, CPU)
+    assert [row["epoch"] for row in result.history] == [1, 2]  # started afresh, not from epoch 1
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    images, table = toy_images()
+    calls = {"n": 0}
+
+    def exploding_step(model, batch):
+        calls["n"] += 1
+        loss, stats = train.age_step(model, batch)
+        return (loss * float("nan") if calls["n"] > 6 else loss), stats
+
+    with pytest.raises(train.NonFiniteLossError, match="last good checkpoint is kept"):
+        train.fit(fresh_model(), toy_loaders(images, table, cfg()), exploding_step, cfg(), tmp_path, CPU)
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+# ------------------------------------------------------------------------------------------------ multitrain
+def multitrain_model(coupling: str) -> MultiTrainModel:
+    torch.manual_seed(0)
+    return MultiTrainModel(AgeRegressor(build_encoder("tiny_cnn")), VCOPModel(build_encoder("r21d_mini"), 3, 32),
+                           coupling)
+
+
+def order_losses(model: MultiTrainModel) -> torch.Tensor:
+    """The VCOP-side loss only (pretext + coupling): what must, or must not, reach the age encoder."""
+    torch.manual_seed(1)
+    tuples = torch.randint(0, 256, (4, 3, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 4, 5])
+    features = model.vcop.features(tuples)
+    vcop = torch.nn.functional.cross_entropy(model.vcop.head(features), labels)
+    return vcop + model.coupling_loss(tuples, labels, torch.as_tensor(permutations(3)), features)
+
+
+def age_encoder_grad_norm(model: MultiTrainModel) -> float:
+    return sum(float(p.grad.abs().sum()) for p in model.age.encoder.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("coupling", ["shared_head", "distill", "rank"])
+def test_order_loss_reaches_the_age_encoder(coupling):
+    model = multitrain_model(coupling).train()
+    order_losses(model).backward()
+    assert age_encoder_grad_norm(model) > 0
+
+
+def test_none_coupling_sends_exactly_zero_gradient_to_the_age_encoder():
+    model = multitrain_model("none").train()
+    order_losses(model).backward()
+    assert age_encoder_grad_norm(model) == 0.0
+    assert all(p.grad is None for p in model.age.parameters())
+
+
+def test_distill_teacher_is_not_trained_by_the_student():
+    model = multitrain_model("distill").train()
+    torch.manual_seed(1)
+    tuples = torch.randint(0, 256, (4, 3, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3])
+    loss = model.coupling_loss(tuples, labels, torch.as_tensor(permutations(3)), model.vcop.features(tuples))
+    loss.backward()
+    assert all(p.grad is None for p in model.vcop.encoder.parameters())
+
+
+def test_order_margin_loss_is_zero_only_when_predictions_follow_the_order():
+    rank = torch.tensor([[2, 0, 1]])  # element 0 was taken last, element 1 first
+    in_order = torch.tensor([[3.0, 1.0, 2.0]])
+    assert float(order_margin_loss(in_order, rank, margin=0.5)) == 0.0
+    too_close = torch.tensor([[1.2, 1.0, 1.1]])
+    assert float(order_margin_loss(too_close, rank, margin=0.5)) > 0
+    reversed_ = torch.tensor([[1.0, 3.0, 2.0]])
+    assert float(order_margin_loss(reversed_, rank, margin=0.5)) > float(order_margin_loss(too_close, rank, 0.5))
+
+
+def test_fit_runs_multitrain_with_paired_batches(tmp_path):
+    images, table = toy_images(n=96)
+    images = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # 32 px for r21d_mini
+    tuples = pd.DataFrame({"person_id": [f"p{i}" for i in range(12)], "row_0": np.arange(12),
+                           "row_1": np.arange(12, 24), "row_2": np.arange(24, 36)})
+    c = cfg(epochs=1)
+    age = toy_loaders(images, table, c)
+    tuple_loader = loaders.make_loader(loaders.tuple_dataset(images, tuples, 0), 4, True, 0, CPU)
+    paired = train.Loaders(train.PairedLoader(age.train, tuple_loader), train.PairedLoader(age.val, None))
+    model = multitrain_model("rank")
+    result = train.fit(model, paired, train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
+    row = result.history[0]
+    assert row["train_coupling_loss"] > 0 and row["train_vcop_loss"] > 0 and np.isfinite(row["val_mae"])
