@@ -1,0 +1,21 @@
+# Two entry points for a fresh machine: `make repro` (whole pipeline) and `make test` (the test suite).
+# Both create .venv from the pinned requirements.lock on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: repro test install
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==24.3.1
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+repro: install
+	dvc repro
+
+test: install
+	$(PY) -m pytest

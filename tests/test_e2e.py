@@ -1,0 +1,100 @@
+"""End to end: the real `dvc repro` on the smoke profile in a temp copy of the repo, then its real outputs."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("pipeline", "stages", "dvc.yaml", ".dvcignore")
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(cwd), "AGE_VCOP_DEVICE": "cpu"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def declared(kind: str) -> list[Path]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return [Path(next(iter(item)) if isinstance(item, dict) else item)
+            for stage in stages.values() for item in stage.get(kind, [])]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("e2e")
+    for name in SOURCES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    shutil.copy(ROOT / "tests" / "fixtures" / "params.tiny.yaml", work / "params.yaml")
+    run(["git", "init", "-q"], work)
+    dvc("init", "-q", cwd=work)
+    dvc("config", "core.analytics", "false", cwd=work)
+    dvc("repro", cwd=work)
+    return work
+
+
+@pytest.mark.slow
+def test_repro_writes_every_declared_metric_finite(project):
+    for path in declared("metrics"):
+        values = list(numbers(json.loads((project / path).read_text())))
+        assert values and all(math.isfinite(v) for v in values), path
+    for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
+        result = json.loads((project / f"metrics/eval/{condition}.json").read_text())
+        assert result["korean"]["n"] > 0 and 0 <= result["korean"]["cs5"] <= 1
+    for path in declared("plots") + [Path("metrics/report.md")] + \
+            [Path(f"metrics/plots/{n}.png") for n in ("cs_curve", "scatter", "mae_by_band", "training_curves")]:
+        assert (project / path).stat().st_size > 0, path
+    assert "| multitrain |" in (project / "metrics/report.md").read_text()
+
+
+@pytest.mark.slow
+def test_second_repro_is_up_to_date(project):
+    out = dvc("repro", cwd=project).stdout
+    assert "up to date" in out and "Running stage" not in out
+
+
+@pytest.mark.slow
+def test_same_params_and_seed_give_identical_training_metrics(project):
+    before = (project / "metrics/train/train_baseline.json").read_text()
+    shutil.rmtree(project / ".checkpoints" / "train_baseline")
+    dvc("repro", "-f", "-s", "train_baseline", cwd=project)
+    assert (project / "metrics/train/train_baseline.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_metrics_show_has_one_row_per_condition(project):
+    out = dvc("metrics", "show", "metrics/eval", cwd=project).stdout
+    rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
+        assert f"metrics/eval/{condition}.json" in rows
+
+
+@pytest.mark.slow
+def test_exp_run_with_a_misspelt_key_fails_naming_it(project):
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], project)
+    proc = dvc("exp", "run", "-S", "multitrain.couplng=rank", cwd=project, check=False)
+    assert proc.returncode != 0
+    assert "multitrain.couplng" in proc.stdout + proc.stderr
