@@ -23,6 +23,9 @@ SPLITS = Path("data/splits")
 SEQUENCES = Path("data/sequences")
 CHECKPOINTS = Path(".checkpoints")  # resumable state, outside DVC's outs so a rerun can resume it
 Phase = Literal["general", "korean"]
+# condition (row of the comparison) -> the stage whose model it evaluates
+CONDITION_STAGES = {"baseline": "train_baseline", "finetune_korean": "finetune_korean", "downstream": "downstream",
+                    "multitrain": "multitrain"}
 # phase -> (labelled training split, validation split); Korean labels obey the label budget
 PHASE_SPLITS: dict[str, tuple[str, str]] = {
     "general": ("general_train", "general_val"),

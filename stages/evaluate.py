@@ -8,8 +8,7 @@ from pipeline import conditions, config, evaluate, report, runtime
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import read_split
 
-MODELS = {"baseline": "train_baseline", "finetune_korean": "finetune_korean", "downstream": "downstream",
-          "multitrain": "multitrain"}
+MODELS = conditions.CONDITION_STAGES
 TESTS = {"korean": Path("data/splits/korean_test.csv"), "general": Path("data/splits/general_test.csv")}
 DATA_SUMMARY, OUT, PLOTS = Path("metrics/data.json"), Path("metrics/eval"), Path("metrics/plots")
 

@@ -1,0 +1,91 @@
+"""Mean ± std over seeds: python -m pipeline.aggregate, after `dvc exp run --queue -S seed=N` + `dvc queue start`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import runtime
+from pipeline.conditions import CONDITION_STAGES
+
+log = logging.getLogger("pipeline.aggregate")
+METRICS = ("mae", "cs5", "bias")
+
+
+def _seed_of(row: dict) -> int | None:
+    for key, value in row.items():
+        if (key == "seed" or key.endswith(":seed")) and isinstance(value, (int, float)):
+            return int(value)
+    return None
+
+
+def _git_json(rev: str, path: str) -> dict | None:
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def collect() -> pd.DataFrame:
+    """One row per (experiment, condition) from finished experiments derived from HEAD."""
+    import dvc.api  # imported here: the rest of the package does not need dvc
+
+    rows = []
+    for exp in dvc.api.exp_show():
+        rev, seed = exp.get("rev"), _seed_of(exp)
+        if not rev or rev == "workspace" or seed is None:
+            continue
+        for condition in CONDITION_STAGES:
+            result = _git_json(rev, f"metrics/eval/{condition}.json")
+            if result is None:  # failed or still queued
+                continue
+            rows.append({"experiment": exp.get("Experiment") or rev, "rev": rev, "seed": seed,
+                         "condition": condition, **{f"korean_{m}": result["korean"][m] for m in METRICS},
+                         "general_mae": result["general"]["mae"]})
+    return pd.DataFrame(rows)
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: mean, std and count over seeds (one experiment per seed: the newest wins)."""
+    rows = rows.drop_duplicates(subset=["seed", "condition"], keep="first")
+    value_cols = [c for c in rows.columns if c.startswith(("korean_", "general_"))]
+    grouped = rows.groupby("condition", sort=False)[value_cols]
+    table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
+    table["n_seeds"] = grouped.size()
+    return table.reindex([c for c in CONDITION_STAGES if c in table.index])
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = ["| condition | seeds | Korean MAE | Korean CS@5 | Korean bias | general MAE |", "|---|---|---|---|---|---|"]
+    fmt = lambda m, s: f"{m:.2f} ± {s:.2f}" if np.isfinite(s) else f"{m:.2f}"  # noqa: E731
+    for name, r in table.iterrows():
+        lines.append(f"| {name} | {int(r['n_seeds'])} | {fmt(r['korean_mae_mean'], r['korean_mae_std'])} | "
+                     f"{fmt(r['korean_cs5_mean'], r['korean_cs5_std'])} | "
+                     f"{fmt(r['korean_bias_mean'], r['korean_bias_std'])} | "
+                     f"{fmt(r['general_mae_mean'], r['general_mae_std'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("metrics/seeds.md"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
+    rows = collect()
+    if rows.empty:
+        log.error("no finished experiments with metrics/eval/*.json; run e.g. "
+                  "`for s in 0 1 2; do dvc exp run --queue -S seed=$s; done; dvc queue start -j 1`, wait, retry")
+        return 2
+    text = markdown(summarise(rows))
+    runtime.write_text(args.out, "# Conditions over seeds (mean ± std)\n\n" + text + "\n")
+    print(text)
+    log.info("wrote %s from %d experiment(s)", args.out, rows["rev"].nunique())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
