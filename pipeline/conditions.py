@@ -151,6 +151,14 @@ def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn
     return name, model.encoder
 
 
+def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, metrics: dict,
+                 history: list[dict], **meta) -> None:
+    """A training stage's three outputs: models/<stage>/model.pt, metrics/train/<stage>.json, its history CSV."""
+    save_model(model_path(stage), model, kind, encoder, **meta)
+    write_history(Path("metrics/history") / f"{stage}.csv", history)
+    runtime.write_json(Path("metrics/train") / f"{stage}.json", metrics)
+
+
 def write_history(path: Path, history: list[dict]) -> None:
     """Per-epoch rows for `dvc plots`; `step` counts epochs across phases."""
     frame = pd.DataFrame(history)

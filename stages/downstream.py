@@ -1,12 +1,10 @@
 """Stage downstream (condition 3): the VCOP-pretrained encoder trained for age with condition 1+2's labels and budget."""
-from pathlib import Path
 
 from pipeline import conditions, config, runtime, train
 from pipeline.models import AgeRegressor
 
 VCOP = conditions.model_path("pretrain_vcop")
-MODEL, METRICS = conditions.model_path("downstream"), Path("metrics/train/downstream.json")
-HISTORY = Path("metrics/history/downstream.csv")
+# outs: models/downstream/model.pt, metrics/train/downstream.json, metrics/history/downstream.csv
 PHASES = {"general_then_korean": ["general", "korean"], "korean_only": ["korean"],
           "linear_probe": ["general", "korean"]}
 
@@ -22,9 +20,7 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = conditions.run_age_phases(model, "downstream", PHASES[cfg.protocol], budget, cfg.seed,
                                                  device, step, cfg.lr_scale)
-    conditions.save_model(MODEL, model, "age", encoder_name)
-    conditions.write_history(HISTORY, history)
-    runtime.write_json(METRICS, metrics)
+    conditions.save_outputs("downstream", model, "age", encoder_name, metrics, history)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """Stage finetune_korean (condition 2): the baseline fine-tuned on the labelled Korean training persons."""
-from pathlib import Path
 
 from pipeline import conditions, config, runtime, train
 
 BASELINE = conditions.model_path("train_baseline")
-MODEL, METRICS = conditions.model_path("finetune_korean"), Path("metrics/train/finetune_korean.json")
-HISTORY = Path("metrics/history/finetune_korean.csv")
+# outs: models/finetune_korean/model.pt, metrics/train/finetune_korean.json, metrics/history/finetune_korean.csv
 
 
 def main() -> None:
@@ -16,9 +14,7 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = conditions.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg.seed, device,
                                                  step, cfg.lr_scale)
-    conditions.save_model(MODEL, model, "age", encoder)
-    conditions.write_history(HISTORY, history)
-    runtime.write_json(METRICS, metrics)
+    conditions.save_outputs("finetune_korean", model, "age", encoder, metrics, history)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ from pipeline.data.sequences import tuple_rows
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 
 TUPLES = Path("data/sequences/train.csv")
-MODEL, METRICS = conditions.model_path("multitrain"), Path("metrics/train/multitrain.json")
-HISTORY = Path("metrics/history/multitrain.csv")
+# outs: models/multitrain/model.pt, metrics/train/multitrain.json, metrics/history/multitrain.csv
 
 
 def main() -> None:
@@ -23,9 +22,7 @@ def main() -> None:
     tuple_batch = max(2, budget.phase("general", cfg.seed).batch_size // tuple_len)
     metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg.seed,
                                                  device, step, tuple_batch_of=tuple_batch)
-    conditions.save_model(MODEL, model.age, "age", cfg.age_encoder, coupling=cfg.coupling)
-    conditions.write_history(HISTORY, history)
-    runtime.write_json(METRICS, metrics)
+    conditions.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
 
 
 if __name__ == "__main__":

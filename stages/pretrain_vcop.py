@@ -7,8 +7,7 @@ from pipeline.data.cache import open_images
 from pipeline.models import VCOPModel, build_encoder
 
 SEQUENCES = Path("data/sequences")
-MODEL, METRICS = conditions.model_path("pretrain_vcop"), Path("metrics/train/pretrain_vcop.json")
-HISTORY = Path("metrics/history/pretrain_vcop.csv")
+# outs: models/pretrain_vcop/model.pt, metrics/train/pretrain_vcop.json, metrics/history/pretrain_vcop.csv
 
 
 def main() -> None:
@@ -23,9 +22,9 @@ def main() -> None:
     result = train.fit(model, loaders, train.vcop_step, cfg, conditions.CHECKPOINTS / "pretrain_vcop", device,
                        select="acc", maximize=True, tag="pretrain_vcop",
                        fingerprint_parts=(conditions.input_digest(*map(str, SEQUENCES.glob("*.csv"))),))
-    conditions.save_model(MODEL, model, "vcop", cfg.encoder, tuple_len=tuple_len, head_hidden=cfg.head_hidden)
-    conditions.write_history(HISTORY, result.history)
-    runtime.write_json(METRICS, {**result.best, "chance_acc": 1 / math.factorial(tuple_len)})
+    conditions.save_outputs("pretrain_vcop", model, "vcop", cfg.encoder,
+                            {**result.best, "chance_acc": 1 / math.factorial(tuple_len)}, result.history,
+                            tuple_len=tuple_len, head_hidden=cfg.head_hidden)
 
 
 if __name__ == "__main__":

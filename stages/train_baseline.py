@@ -1,11 +1,9 @@
 """Stage train_baseline (condition 1): age regressor trained on general faces from scratch, no pretext."""
-from pathlib import Path
 
 from pipeline import conditions, config, runtime, train
 from pipeline.models import AgeRegressor, build_encoder, list_encoders
 
-MODEL, METRICS = conditions.model_path("train_baseline"), Path("metrics/train/train_baseline.json")
-HISTORY = Path("metrics/history/train_baseline.csv")
+# outs: models/train_baseline/model.pt, metrics/train/train_baseline.json, metrics/history/train_baseline.csv
 
 
 def main() -> None:
@@ -19,9 +17,7 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = conditions.run_age_phases(model, "train_baseline", ["general"], budget, cfg.seed, device,
                                                  step, cfg.lr_scale)
-    conditions.save_model(MODEL, model, "age", cfg.encoder)
-    conditions.write_history(HISTORY, history)
-    runtime.write_json(METRICS, metrics)
+    conditions.save_outputs("train_baseline", model, "age", cfg.encoder, metrics, history)
 
 
 if __name__ == "__main__":

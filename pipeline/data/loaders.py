@@ -10,7 +10,6 @@ import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from pipeline.data.cache import open_images
 from pipeline.data.sequences import permutations, tuple_rows
 
 

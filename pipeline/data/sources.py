@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.config import ConfigError, DataConfig
 from pipeline.data import floor, synthetic
-from pipeline.data.manifest import read_manifest, validate
+from pipeline.data.manifest import validate
 
 log = logging.getLogger(__name__)
 SYNTHETIC_DIR = Path("data/raw/synthetic")
