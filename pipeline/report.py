@@ -95,7 +95,8 @@ def verdict(results: dict[str, dict], comparison: dict) -> str:
     best = min(maes, key=maes.get)
     parts = [f"On the Korean test set ({results[best]['korean']['n']} photos, "
              f"{comparison['vs_baseline'][next(iter(comparison['vs_baseline']))]['n_persons']} persons) the lowest "
-             f"MAE is {best}'s ({maes[best]:.2f} years; Bayes floor {comparison['bayes_floor_korean']})."]
+             f"MAE is {best}'s ({maes[best]:.2f} years" + (f"; Bayes floor {floor}" if (floor := comparison.get(
+                 "bayes_floor_korean")) is not None else "") + ")."]
     for name in ("downstream", "multitrain"):
         entry = comparison["vs_finetune_korean"][name]
         if entry["significant"]:

@@ -1,6 +1,8 @@
 """Stage prepare_data: build the manifest of both roles (synthetic by default) and decode it once into the cache."""
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline import config, runtime
 from pipeline.data import cache, manifest, sources
 
@@ -16,7 +18,7 @@ def main() -> None:
     table, info = sources.build_manifest(cfg)
     manifest.write_csv(table, MANIFEST)
     meta = cache.build_cache(table, Path("."), CACHE, cfg.image_size)
-    sources.contact_sheet(table, SHEET)
+    sources.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, sources.data_summary(table, info, meta))
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -98,3 +99,35 @@ def test_exp_run_with_a_misspelt_key_fails_naming_it(project):
     proc = dvc("exp", "run", "-S", "multitrain.couplng=rank", cwd=project, check=False)
     assert proc.returncode != 0
     assert "multitrain.couplng" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_repro_on_real_layout_fixtures(tmp_path):
+    """MegaAge-Asian layout as the general role, a longitudinal CSV set as the Korean role, through the chain."""
+    from tests.test_adapters import megaage, photo
+
+    general = megaage(tmp_path / "megaage", n_train=48, n_test=16)
+    korean = tmp_path / "family"
+    rows = []
+    for p in range(20):
+        for k in range(5):
+            age = 5 + 3 * p % 30 + 6 * k
+            photo(korean / f"p{p}" / f"{k}.jpg", value=int(40 + 2 * age))
+            rows.append({"path": f"p{p}/{k}.jpg", "person_id": f"fam{p}", "age": age, "date": f"{1990 + 6 * k}-01-01"})
+    pd.DataFrame(rows).to_csv(korean / "manifest.csv", index=False)
+
+    work = tmp_path / "project"
+    work.mkdir()
+    for name in SOURCES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    params = yaml.safe_load((ROOT / "tests" / "fixtures" / "params.tiny.yaml").read_text())
+    params["data"].update(general="megaage_asian", general_root=str(general), korean="csv", korean_root=str(korean))
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    dvc("init", "--no-scm", "-q", cwd=work)
+    dvc("repro", cwd=work)
+    summary = json.loads((work / "metrics/data.json").read_text())
+    assert summary["general_photos"] == 64 and summary["korean_persons"] == 20
+    for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
+        result = json.loads((work / f"metrics/eval/{condition}.json").read_text())
+        assert result["korean"]["n"] > 0 and math.isfinite(result["korean"]["mae"])

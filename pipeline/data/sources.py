@@ -9,40 +9,25 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from pipeline import runtime
 from pipeline.config import ConfigError, DataConfig
 from pipeline.data import floor, synthetic
+from pipeline.data.adapters import ADAPTERS
 from pipeline.data.manifest import validate
 
 log = logging.getLogger(__name__)
 SYNTHETIC_DIR = Path("data/raw/synthetic")
-SOURCES = ("synthetic", "csv")
+SOURCES = ("synthetic", *ADAPTERS)
 
 
 def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]:
     syn = cfg.synthetic_config()
-    if SYNTHETIC_DIR.exists():
-        shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
     photos = synthetic.write_photos(synthetic.generate(syn, cfg.seed, cfg.image_size, str(SYNTHETIC_DIR)), Path("."))
     frame = pd.DataFrame([{"path": p.path, "person_id": p.person_id, "age": p.age, "domain": p.domain,
                            "split_hint": p.split_hint, "apparent_age": p.apparent_age} for p in photos])
     frame = frame[frame["domain"].isin(domains)].reset_index(drop=True)
     floors = floor.domain_floors(syn, cfg.seed)
     return frame, {f"bayes_floor_mae_{d}": floors[d] for d in domains}
-
-
-def _csv(root: str, domain: str) -> pd.DataFrame:
-    """Generic CSV source: <root>/manifest.csv with path,person_id,age[,date]; paths relative to root."""
-    base = Path(root)
-    path = base / "manifest.csv"
-    if not path.exists():
-        raise ConfigError(f"{path} not found; the csv source needs a manifest.csv with columns "
-                          "path,person_id,age[,date] under data.root")
-    raw = pd.read_csv(path, dtype={"person_id": str, "path": str, "date": str}, keep_default_na=False,
-                      na_values=[""])
-    raw["domain"] = domain  # the role decides the domain, whatever the file says
-    frame = validate(raw, str(path), root=base)
-    frame["path"] = [str(p if Path(p).is_absolute() else (base / p).resolve()) for p in frame["path"]]
-    return frame
 
 
 def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
@@ -53,37 +38,44 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
             raise ConfigError(f"params.yaml:data.{role}: unknown source '{source}'; available: {list(SOURCES)}")
         if source != "synthetic" and not root:
             raise ConfigError(f"params.yaml:data.{role}_root (or data.root): needed for source '{source}'")
+    if SYNTHETIC_DIR.exists():
+        shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
+    SYNTHETIC_DIR.mkdir(parents=True)  # a declared output, even when no role is synthetic
     synthetic_roles = [r for r, (s, _) in roles.items() if s == "synthetic"]
     frames, info = [], {}
     if synthetic_roles:
         frame, info = _synthetic(cfg, synthetic_roles)
         frames.append(frame)
     for role, (source, root) in roles.items():
-        if source == "csv":
-            frames.append(_csv(root, role))
-    manifest = pd.concat(frames, ignore_index=True)
-    for column in ("date", "split_hint"):
-        manifest[column] = manifest.get(column, pd.Series("", index=manifest.index)).fillna("")
-    return validate(manifest, "data manifest", root=Path(".")), info
+        if source != "synthetic":
+            frames.append(validate(ADAPTERS[source](Path(root).expanduser(), role), f"{source} data under {root}"))
+            log.info("%s role: %d photos of %d persons from %s (%s)", role, len(frames[-1]),
+                     frames[-1]["person_id"].nunique(), source, root)
+    manifest = validate(pd.concat(frames, ignore_index=True), "data manifest", root=Path("."))
+    out_of_range = (manifest["age"] < cfg.min_age) | (manifest["age"] > cfg.max_age)
+    if out_of_range.any():
+        log.warning("dropping %d photo(s) with ages outside data.min_age..max_age (%g..%g)", int(out_of_range.sum()),
+                    cfg.min_age, cfg.max_age)
+        manifest = manifest[~out_of_range].reset_index(drop=True)
+    return manifest, info
 
 
-def contact_sheet(manifest: pd.DataFrame, path: Path, n_persons: int = 8, max_cols: int = 10) -> None:
-    """Rows = Korean persons, columns = their photos by increasing age: a person can see the aging."""
-    korean = manifest[manifest["domain"] == "korean"]
-    persons = sorted(korean["person_id"].unique())[:n_persons]
-    if not persons:
-        return
-    sample = Image.open(manifest["path"].iloc[0])
-    size = sample.size[0]
-    sheet = Image.new("RGB", (size * max_cols, size * len(persons)), (255, 255, 255))
+def contact_sheet(index: pd.DataFrame, images: np.ndarray, path: Path, n_persons: int = 8, max_cols: int = 10) -> None:
+    """Rows = Korean persons (the most photos first), columns = their photos by increasing age, from the cache."""
+    korean = index[index["domain"] == "korean"]
+    counts = korean.groupby("person_id").size().sort_values(ascending=False, kind="stable")
+    persons = counts.index[:n_persons]
+    size = images.shape[1]
+    sheet = np.full((size * max(len(persons), 1), size * max_cols, 3), 255, np.uint8)
     for r, person in enumerate(persons):
-        photos = korean[korean["person_id"] == person].sort_values("age")
-        idx = np.linspace(0, len(photos) - 1, min(max_cols, len(photos))).round().astype(int)
-        for c, row in enumerate(photos.iloc[idx].itertuples()):
-            with Image.open(row.path) as img:
-                sheet.paste(img.convert("RGB").resize((size, size)), (c * size, r * size))
+        photos = korean[korean["person_id"] == person].sort_values("age", kind="stable")
+        picks = np.linspace(0, len(photos) - 1, min(max_cols, len(photos))).round().astype(int)
+        for c, row in enumerate(photos.index[picks]):
+            sheet[r * size:(r + 1) * size, c * size:(c + 1) * size] = images[row]
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.resize((sheet.width * 2, sheet.height * 2), Image.Resampling.NEAREST).save(path)
+    image = Image.fromarray(sheet)
+    with runtime.atomic_path(path) as tmp:
+        image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST).save(tmp, format="PNG")
 
 
 def data_summary(manifest: pd.DataFrame, info: dict, cache_meta: dict) -> dict:

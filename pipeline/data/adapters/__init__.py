@@ -1,0 +1,25 @@
+"""Real-data adapters: each reads one published layout under a root folder and returns the common manifest.
+
+Every adapter returns columns path (absolute), person_id, age, domain, split_hint, date and raises
+LayoutError naming exactly what is missing. Images are assumed to be face crops (see README).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from pipeline.data.adapters import afad, cacd, csv_manifest, fgnet, megaage_asian, utkface
+from pipeline.data.adapters.common import LayoutError
+
+ADAPTERS: dict[str, Callable[[Path, str], pd.DataFrame]] = {
+    "megaage_asian": megaage_asian.read,
+    "fgnet": fgnet.read,
+    "utkface": utkface.read,
+    "afad": afad.read,
+    "cacd": cacd.read,
+    "csv": csv_manifest.read,
+}
+
+__all__ = ["ADAPTERS", "LayoutError"]

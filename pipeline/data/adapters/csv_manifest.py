@@ -1,0 +1,26 @@
+"""Generic CSV: <root>/manifest.csv with path,person_id,age[,date]; paths relative to root (e.g. a Korean family set)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.data.adapters.common import LayoutError, require_dir
+
+LAYOUT = "<root>/manifest.csv with columns path,person_id,age[,date] (date as YYYY-MM-DD)"
+
+
+def read(root: Path, domain: str) -> pd.DataFrame:
+    require_dir(root, "CSV", LAYOUT)
+    path = root / "manifest.csv"
+    if not path.is_file():
+        raise LayoutError(f"manifest.csv not found under {root}; expected {LAYOUT}")
+    table = pd.read_csv(path, dtype={"person_id": str, "path": str, "date": str}, keep_default_na=False,
+                        na_values=[""])
+    if "path" in table:
+        table["path"] = [str(p if Path(p).is_absolute() else (root / p).resolve()) for p in table["path"]]
+    table["domain"] = domain  # the role decides the domain, whatever the file says
+    for column in ("split_hint", "date"):
+        if column not in table:
+            table[column] = ""
+    return table
