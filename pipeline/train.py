@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -161,9 +162,11 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
     training = opt is not None
     model.train(training)
     totals: dict[str, torch.Tensor] = {}
-    count = 0
+    count, waited = 0, 0.0
+    started = ready = time.perf_counter()
     with torch.set_grad_enabled(training):
         for batch in tqdm(batches, desc=desc, leave=False, disable=None):
+            waited += time.perf_counter() - ready  # time the loop sat waiting for data
             batch = _to_device(batch, device)
             size = _batch_size(batch)
             with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
@@ -183,6 +186,11 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0) + value.detach().float() * size
             count += size
+            ready = time.perf_counter()
+    if training:
+        elapsed = time.perf_counter() - started
+        log.info("%s: %.1f s, %.0f images/s, %.0f%% waiting for data", desc, elapsed, count / max(elapsed, 1e-9),
+                 100 * waited / max(elapsed, 1e-9))
     return {k: round(float(v) / max(count, 1), 6) for k, v in totals.items()}
 
 

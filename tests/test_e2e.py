@@ -93,12 +93,41 @@ def test_metrics_show_has_one_row_per_condition(project):
 
 
 @pytest.mark.slow
+def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (300, 200), (120, 100, 90)).save(tmp_path / "big.png")
+    Image.new("L", (20, 20), 80).save(tmp_path / "grey.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    out = tmp_path / "pred.csv"
+    proc = run([sys.executable, "-m", "pipeline.predict", "--model", "downstream", "--out", str(out), str(tmp_path)],
+               project, check=False)
+    assert proc.returncode == 1, proc.stderr  # 1: some photos could not be read
+    table = pd.read_csv(out)
+    assert len(table) == 3 and table["predicted_age"].notna().sum() == 2
+    assert "broken.jpg" in proc.stderr and "cannot decode" in proc.stderr
+    missing = run([sys.executable, "-m", "pipeline.predict", "--model", "baseline", str(tmp_path / "nope.jpg")],
+                  project, check=False)
+    assert missing.returncode == 2 and "nope.jpg not found" in missing.stderr
+
+
+@pytest.mark.slow
 def test_exp_run_with_a_misspelt_key_fails_naming_it(project):
     run(["git", "add", "-A"], project)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], project)
     proc = dvc("exp", "run", "-S", "multitrain.couplng=rank", cwd=project, check=False)
     assert proc.returncode != 0
     assert "multitrain.couplng" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_seed_experiments_aggregate_to_mean_and_std(project):
+    dvc("exp", "run", "-S", "seed=1", cwd=project)
+    dvc("exp", "run", "-S", "seed=2", cwd=project)
+    proc = run([sys.executable, "-m", "pipeline.aggregate"], project)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "condition" not in line]
+    assert len(rows) == 4 and all("| 2 |" in row and "±" in row for row in rows)
+    assert (project / "metrics/seeds.md").exists()
 
 
 @pytest.mark.slow
