@@ -1,6 +1,7 @@
 """The conditions as data: which splits each training phase reads, how models are saved, loaded and chained."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -65,7 +66,6 @@ def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size:
 
 def input_digest(*names: str) -> str:
     """Content key of the split files a phase reads: a resumed checkpoint must come from the same data."""
-    import hashlib
     h = hashlib.sha256()
     for name in names:
         path = Path(name)

@@ -254,6 +254,7 @@ class MultiTrainConfig:
     coupling: Literal["shared_head", "distill", "rank", "none"]
     vcop_weight: float
     coupling_weight: float
+    tuple_batch_size: int  # VCOP tuples paired with every labelled age batch
     rank_margin_years: float = 1.0
     head_hidden: int = 512  # VCOP head, as in pretrain_vcop
     dropout: float = 0.5
@@ -262,6 +263,7 @@ class MultiTrainConfig:
     def __post_init__(self) -> None:
         _check(self.vcop_weight >= 0, f"vcop_weight must be >= 0, got {self.vcop_weight}")
         _check(self.coupling_weight >= 0, f"coupling_weight must be >= 0, got {self.coupling_weight}")
+        _check(self.tuple_batch_size >= 2, f"tuple_batch_size must be >= 2, got {self.tuple_batch_size}")
         _check(self.age_encoder != self.vcop_encoder, "age_encoder and vcop_encoder must be different "
                f"architectures (both are '{self.age_encoder}'); the same-architecture case is `downstream`")
 

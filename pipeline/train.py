@@ -86,7 +86,6 @@ class PairedLoader:
 
     def __init__(self, age: EpochLoader, tuples: EpochLoader | None):
         self.age, self.tuples = age, tuples
-        self._tuple_epoch = 0
 
     def epoch(self, epoch: int) -> Iterable:
         return _Paired(self, epoch)
@@ -189,8 +188,8 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
             ready = time.perf_counter()
     if training:
         elapsed = time.perf_counter() - started
-        log.info("%s: %.1f s, %.0f images/s, %.0f%% waiting for data", desc, elapsed, count / max(elapsed, 1e-9),
-                 100 * waited / max(elapsed, 1e-9))
+        log.info("%s: %.1f s, %.0f samples/s (photos or tuples), %.0f%% waiting for data", desc, elapsed,
+                 count / max(elapsed, 1e-9), 100 * waited / max(elapsed, 1e-9))
     return {k: round(float(v) / max(count, 1), 6) for k, v in totals.items()}
 
 

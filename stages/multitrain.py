@@ -16,12 +16,11 @@ def main() -> None:
     budget = conditions.budget(cfg.seed)
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="multitrain")
     tuple_len = tuple_rows(pd.read_csv(TUPLES, nrows=1)).shape[1]
-    model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)),
-                            VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout), cfg.coupling, cfg.rank_margin_years)
+    vcop = VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout)
+    model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)), vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
-    tuple_batch = max(2, budget.phase("general", cfg.seed).batch_size // tuple_len)
     metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg.seed,
-                                                 device, step, tuple_batch_of=tuple_batch)
+                                                 device, step, tuple_batch_of=cfg.tuple_batch_size)
     conditions.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
 
 

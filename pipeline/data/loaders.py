@@ -1,7 +1,6 @@
 """Batches from the uint8 cache: single photos for age regression, shuffled tuples for VCOP, one code path."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +85,6 @@ def make_loader(dataset: CacheBatches, batch_size: int, train: bool, seed: int, 
     return EpochLoader(dataset, loader, generator, seed)
 
 
-@dataclass(frozen=True)
-class Split:
-    """Paths of one data split: which photos, which targets."""
-
-    images: np.ndarray
-    table: pd.DataFrame
-
-
 def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> CacheBatches:
     if table.empty:
         raise ValueError("empty split: no photos to train or evaluate on")
@@ -109,7 +100,3 @@ def read_split(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; run `dvc repro split_korean`")
     return pd.read_csv(path, dtype={"person_id": str, "path": str}, keep_default_na=False)
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, math.ceil(n / batch_size))
