@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import runtime
+from pipeline.config import read_params
 from pipeline.conditions import CONDITION_STAGES
 
 log = logging.getLogger("pipeline.aggregate")
@@ -25,19 +26,49 @@ def _seed_of(row: dict) -> int | None:
     return None
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _same(a, b) -> bool:
+    """Loose equality: exp_show may render numbers in lists as strings ('6' vs 6.0)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def _matches_workspace(row: dict, params: dict) -> bool:
+    """Only experiments that differ from the current params.yaml in `seed` alone are seeds of this setting."""
+    for key, value in row.items():
+        name = key.split(":", 1)[-1]
+        if name != "seed" and name in params and not _same(value, params[name]):
+            return False
+    return True
+
+
 def _git_json(rev: str, path: str) -> dict | None:
     proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
 def collect() -> pd.DataFrame:
-    """One row per (experiment, condition) from finished experiments derived from HEAD."""
+    """One row per (experiment, condition): finished experiments derived from HEAD with today's params but seed."""
     import dvc.api  # imported here: the rest of the package does not need dvc
 
+    params = _flatten(read_params())
     rows = []
     for exp in dvc.api.exp_show():
         rev, seed = exp.get("rev"), _seed_of(exp)
-        if not rev or rev == "workspace" or seed is None:
+        if not rev or rev == "workspace" or seed is None or not _matches_workspace(exp, params):
             continue
         for condition in CONDITION_STAGES:
             result = _git_json(rev, f"metrics/eval/{condition}.json")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -73,14 +74,16 @@ def input_digest(*names: str) -> str:
     return h.hexdigest()[:16]
 
 
-def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, seed: int,
+def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, settings: Any,
                    device: torch.device, step: train.Step, lr_scale: float = 1.0,
                    tuple_batch_of: int = 0) -> tuple[dict, list[dict]]:
     """Train through `phases` in order under the shared budget; the same loop for every condition.
 
-    With `tuple_batch_of` > 0 every age batch is paired with a batch of that many VCOP training tuples
-    (multitrain); otherwise batches are photos only.
+    `settings` is the stage's config (its seed seeds every phase); it is part of the checkpoint key, so a
+    changed loss or coupling never resumes a checkpoint trained without it. With `tuple_batch_of` > 0 every
+    age batch is paired with a batch of that many VCOP training tuples (multitrain).
     """
+    seed = settings.seed
     images = open_images(CACHE)
     metrics: dict[str, float] = {}
     history: list[dict] = []
@@ -96,7 +99,8 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
                  len(loaders.val))
         digest = input_digest(*(str(split_path(s)) for s in PHASE_SPLITS[phase]), str(SEQUENCES / "train.csv"))
         result = train.fit(model, loaders, step, cfg, CHECKPOINTS / stage / phase, device, select="mae",
-                           tag=f"{stage}/{phase}", fingerprint_parts=(digest, lr_scale, tuple_batch_of))
+                           tag=f"{stage}/{phase}",
+                           fingerprint_parts=(digest, asdict(settings), lr_scale, tuple_batch_of))
         metrics.update({f"{phase}_{k}": v for k, v in result.best.items()})
         history += result.history
     return metrics, history

@@ -18,7 +18,7 @@ def main() -> None:
     if cfg.protocol == "linear_probe":  # frozen order features: how much age do they carry linearly?
         model.encoder.requires_grad_(False)
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
-    metrics, history = conditions.run_age_phases(model, "downstream", PHASES[cfg.protocol], budget, cfg.seed,
+    metrics, history = conditions.run_age_phases(model, "downstream", PHASES[cfg.protocol], budget, cfg,
                                                  device, step, cfg.lr_scale)
     conditions.save_outputs("downstream", model, "age", encoder_name, metrics, history)
 

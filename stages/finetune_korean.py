@@ -12,7 +12,7 @@ def main() -> None:
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="finetune_korean")
     model, encoder = conditions.load_age_model(BASELINE, needed_by="finetune_korean")
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
-    metrics, history = conditions.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg.seed, device,
+    metrics, history = conditions.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg, device,
                                                  step, cfg.lr_scale)
     conditions.save_outputs("finetune_korean", model, "age", encoder, metrics, history)
 

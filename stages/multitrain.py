@@ -19,7 +19,7 @@ def main() -> None:
     vcop = VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout)
     model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)), vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
-    metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg.seed,
+    metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg,
                                                  device, step, tuple_batch_of=cfg.tuple_batch_size)
     conditions.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
 

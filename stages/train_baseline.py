@@ -15,7 +15,7 @@ def main() -> None:
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="train_baseline")
     model = AgeRegressor(build_encoder(cfg.encoder))
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
-    metrics, history = conditions.run_age_phases(model, "train_baseline", ["general"], budget, cfg.seed, device,
+    metrics, history = conditions.run_age_phases(model, "train_baseline", ["general"], budget, cfg, device,
                                                  step, cfg.lr_scale)
     conditions.save_outputs("train_baseline", model, "age", cfg.encoder, metrics, history)
 

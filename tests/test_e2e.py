@@ -162,3 +162,13 @@ def test_repro_on_real_layout_fixtures(tmp_path):
     for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
         result = json.loads((work / f"metrics/eval/{condition}.json").read_text())
         assert result["korean"]["n"] > 0 and math.isfinite(result["korean"]["mae"])
+
+
+@pytest.mark.slow
+def test_changed_stage_params_never_resume_an_old_checkpoint(project):
+    """Same init, other loss weight: a run keyed only on the init would resume and copy the old metrics."""
+    before = (project / "metrics/train/multitrain.json").read_text()
+    dvc("exp", "run", "-S", "multitrain.coupling_weight=0.25", cwd=project)
+    assert (project / "metrics/train/multitrain.json").read_text() != before
+    dvc("exp", "run", "-S", "multitrain.coupling_weight=1.0", cwd=project)  # back to the committed params
+    assert (project / "metrics/train/multitrain.json").read_text() == before
