@@ -70,6 +70,8 @@ def collect() -> pd.DataFrame:
         rev, seed = exp.get("rev"), _seed_of(exp)
         if not rev or rev == "workspace" or seed is None or not _matches_workspace(exp, params):
             continue
+        if str(exp.get("State") or "").lower() in ("failed", "queued", "running"):
+            continue
         for condition in CONDITION_STAGES:
             result = _git_json(rev, f"metrics/eval/{condition}.json")
             if result is None:  # failed or still queued

@@ -128,7 +128,8 @@ def test_seed_experiments_aggregate_to_mean_and_std(project):
     dvc("exp", "run", "-S", "seed=2", cwd=project)
     proc = run([sys.executable, "-m", "pipeline.aggregate"], project)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "condition" not in line]
-    assert len(rows) == 4 and all("| 2 |" in row and "±" in row for row in rows)
+    # seeds 1 and 2, plus the committed HEAD run (seed 0); the failed misspelt-key run is not counted
+    assert len(rows) == 4 and all("| 3 |" in row and "±" in row for row in rows)
     assert (project / "metrics/seeds.md").exists()
 
 
