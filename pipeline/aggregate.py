@@ -1,4 +1,8 @@
-"""Mean ± std over seeds: python -m pipeline.aggregate, after `dvc exp run --queue -S seed=N` + `dvc queue start`."""
+"""Mean ± std over seeds (or folds): python -m pipeline.aggregate [--over KEY], after queued `dvc exp run`s.
+
+`--over seed` (default) collects the experiments that differ from params.yaml in `seed` only;
+`--over split_korean.korean_test_person` collects leave-one-person-out folds (FG-NET protocol).
+"""
 from __future__ import annotations
 
 import argparse
@@ -19,10 +23,10 @@ log = logging.getLogger("pipeline.aggregate")
 METRICS = ("mae", "cs5", "bias")
 
 
-def _seed_of(row: dict) -> int | None:
+def _value_of(row: dict, over: str):
     for key, value in row.items():
-        if (key == "seed" or key.endswith(":seed")) and isinstance(value, (int, float)):
-            return int(value)
+        if key.split(":", 1)[-1] == over and value not in (None, "", "-"):
+            return value
     return None
 
 
@@ -46,11 +50,11 @@ def _same(a, b) -> bool:
         return str(a) == str(b)
 
 
-def _matches_workspace(row: dict, params: dict) -> bool:
-    """Only experiments that differ from the current params.yaml in `seed` alone are seeds of this setting."""
+def _matches_workspace(row: dict, params: dict, over: str) -> bool:
+    """Only experiments that differ from the current params.yaml in `over` alone are runs of this setting."""
     for key, value in row.items():
         name = key.split(":", 1)[-1]
-        if name != "seed" and name in params and not _same(value, params[name]):
+        if name != over and name in params and not _same(value, params[name]):
             return False
     return True
 
@@ -60,15 +64,15 @@ def _git_json(rev: str, path: str) -> dict | None:
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
-def collect() -> pd.DataFrame:
-    """One row per (experiment, condition): finished experiments derived from HEAD with today's params but seed."""
+def collect(over: str = "seed") -> pd.DataFrame:
+    """One row per (experiment, condition): finished experiments derived from HEAD, same params but `over`."""
     import dvc.api  # imported here: the rest of the package does not need dvc
 
     params = _flatten(read_params())
     rows = []
     for exp in dvc.api.exp_show():
-        rev, seed = exp.get("rev"), _seed_of(exp)
-        if not rev or rev == "workspace" or seed is None or not _matches_workspace(exp, params):
+        rev, value = exp.get("rev"), _value_of(exp, over)
+        if not rev or rev == "workspace" or value is None or not _matches_workspace(exp, params, over):
             continue
         if str(exp.get("State") or "").lower() in ("failed", "queued", "running"):
             continue
@@ -76,47 +80,53 @@ def collect() -> pd.DataFrame:
             result = _git_json(rev, f"metrics/eval/{condition}.json")
             if result is None:  # failed or still queued
                 continue
-            rows.append({"experiment": exp.get("Experiment") or rev, "rev": rev, "seed": seed,
+            rows.append({"experiment": exp.get("Experiment") or rev, "rev": rev, "run": str(value),
                          "condition": condition, **{f"korean_{m}": result["korean"][m] for m in METRICS},
-                         "general_mae": result["general"]["mae"]})
+                         "general_mae": result["general"]["mae"], "n": result["korean"]["n"]})
     return pd.DataFrame(rows)
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per condition: mean, std and count over seeds (one experiment per seed: the newest wins)."""
-    rows = rows.drop_duplicates(subset=["seed", "condition"], keep="first")
+    """Per condition: mean, std and count over runs (one experiment per run value: the newest wins), and the
+    Korean MAE pooled over all test photos of all runs (the leave-one-person-out figure)."""
+    rows = rows.drop_duplicates(subset=["run", "condition"], keep="first")
     value_cols = [c for c in rows.columns if c.startswith(("korean_", "general_"))]
     grouped = rows.groupby("condition", sort=False)[value_cols]
     table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
-    table["n_seeds"] = grouped.size()
+    table["n_runs"] = grouped.size()
+    weighted = rows.assign(err=rows["korean_mae"] * rows["n"]).groupby("condition", sort=False)
+    table["korean_mae_pooled"] = weighted["err"].sum() / weighted["n"].sum()
     return table.reindex([c for c in CONDITION_STAGES if c in table.index])
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| condition | seeds | Korean MAE | Korean CS@5 | Korean bias | general MAE |", "|---|---|---|---|---|---|"]
+    lines = ["| condition | runs | Korean MAE | Korean CS@5 | Korean bias | general MAE | Korean MAE pooled |",
+             "|---|---|---|---|---|---|---|"]
     fmt = lambda m, s: f"{m:.2f} ± {s:.2f}" if np.isfinite(s) else f"{m:.2f}"  # noqa: E731
     for name, r in table.iterrows():
-        lines.append(f"| {name} | {int(r['n_seeds'])} | {fmt(r['korean_mae_mean'], r['korean_mae_std'])} | "
+        lines.append(f"| {name} | {int(r['n_runs'])} | {fmt(r['korean_mae_mean'], r['korean_mae_std'])} | "
                      f"{fmt(r['korean_cs5_mean'], r['korean_cs5_std'])} | "
                      f"{fmt(r['korean_bias_mean'], r['korean_bias_std'])} | "
-                     f"{fmt(r['general_mae_mean'], r['general_mae_std'])} |")
+                     f"{fmt(r['general_mae_mean'], r['general_mae_std'])} | {r['korean_mae_pooled']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("metrics/seeds.md"))
+    parser.add_argument("--over", default="seed", help="the param that varies between runs (default: seed)")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file (default: metrics/<over>.md)")
     args = parser.parse_args(argv)
+    out = args.out or Path("metrics") / f"{args.over.split('.')[-1]}s.md"
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
-    rows = collect()
+    rows = collect(args.over)
     if rows.empty:
         log.error("no finished experiments with metrics/eval/*.json; run e.g. "
                   "`for s in 0 1 2; do dvc exp run --queue -S seed=$s; done; dvc queue start -j 1`, wait, retry")
         return 2
     text = markdown(summarise(rows))
-    runtime.write_text(args.out, "# Conditions over seeds (mean ± std)\n\n" + text + "\n")
+    runtime.write_text(out, f"# Conditions over {args.over} (mean ± std)\n\n" + text + "\n")
     print(text)
-    log.info("wrote %s from %d experiment(s)", args.out, rows["rev"].nunique())
+    log.info("wrote %s from %d experiment(s)", out, rows["rev"].nunique())
     return 0
 
 

@@ -157,6 +157,7 @@ class SplitConfig:
     korean_test_frac: float
     general_val_frac: float
     label_frac: float = 1.0  # share of Korean training persons whose ages are used as labels (by person)
+    korean_test_person: str = ""  # leave-one-person-out fold: this person alone is the Korean test split
 
     def __post_init__(self) -> None:
         _check(0 < self.label_frac <= 1, f"label_frac must be in (0, 1], got {self.label_frac}")

@@ -1,6 +1,8 @@
 """Metrics only (never trains): MAE, RMSE, cumulative scores, bias, per-band MAE, person-level paired bootstrap."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import nn
@@ -8,6 +10,7 @@ from torch import nn
 from pipeline.data.splits import BAND_NAMES, age_band
 from pipeline.models.heads import to_years
 
+log = logging.getLogger(__name__)
 CS_LEVELS = (3, 5, 7)
 MIN_BOOTSTRAP_PERSONS = 5
 
@@ -65,6 +68,20 @@ def paired_bootstrap(abs_err_a: np.ndarray, abs_err_b: np.ndarray, persons: np.n
     low, high = np.quantile(boot, [alpha, 1 - alpha])
     return {"mae_diff": float((abs_err_a - abs_err_b).mean()), "ci_low": float(low), "ci_high": float(high),
             "significant": bool(low > 0 or high < 0), "n_persons": int(len(ids))}
+
+
+def compare(abs_err_a: np.ndarray, abs_err_b: np.ndarray, persons: np.ndarray, n_boot: int, seed: int,
+            ci: float = 0.95) -> dict:
+    """paired_bootstrap, or the plain difference with a null CI (and the reason) when persons are too few.
+
+    A leave-one-person-out fold has one test person: its difference is still worth reporting, its CI is not.
+    """
+    try:
+        return paired_bootstrap(abs_err_a, abs_err_b, persons, n_boot, seed, ci)
+    except TooFewPersonsError as err:
+        log.warning("%s; reporting the difference without a CI", err)
+        return {"mae_diff": float((abs_err_a - abs_err_b).mean()), "ci_low": None, "ci_high": None,
+                "significant": False, "n_persons": int(len(np.unique(persons))), "no_ci_reason": str(err)}
 
 
 @torch.inference_mode()

@@ -74,6 +74,8 @@ def plot_training(histories: dict[str, pd.DataFrame], path: Path) -> None:
 def _ci(entry: dict | None) -> str:
     if not entry:
         return "-"
+    if entry["ci_low"] is None:
+        return f"{entry['mae_diff']:+.2f} [no CI: {entry['n_persons']} person(s)]"
     mark = " *" if entry["significant"] else ""
     return f"{entry['mae_diff']:+.2f} [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]{mark}"
 
@@ -99,7 +101,10 @@ def verdict(results: dict[str, dict], comparison: dict) -> str:
                  "bayes_floor_korean")) is not None else "") + ")."]
     for name in ("downstream", "multitrain"):
         entry = comparison["vs_finetune_korean"][name]
-        if entry["significant"]:
+        if entry["ci_low"] is None:
+            parts.append(f"{name} vs finetune_korean: Δ {entry['mae_diff']:+.2f} years, no CI "
+                         f"({entry['n_persons']} test person(s); aggregate the folds or seeds).")
+        elif entry["significant"]:
             direction = "better" if entry["mae_diff"] < 0 else "worse"
             parts.append(f"{name} is significantly {direction} than finetune_korean "
                          f"(Δ {entry['mae_diff']:+.2f} years, 95% CI [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]).")

@@ -29,8 +29,8 @@ def main() -> None:
     korean = tests["korean"]
     true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
     abs_err = {c: abs(preds[c, "korean"] - true) for c in MODELS}
-    comparison = {f"vs_{ref}": {c: evaluate.paired_bootstrap(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap,
-                                                             cfg.seed, cfg.ci) for c in MODELS if c != ref}
+    comparison = {f"vs_{ref}": {c: evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed,
+                                                    cfg.ci) for c in MODELS if c != ref}
                   for ref in ("baseline", "finetune_korean")}
     data_summary = runtime.read_json(DATA_SUMMARY)
     comparison["bayes_floor_korean"] = data_summary.get("bayes_floor_mae_korean")

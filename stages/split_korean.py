@@ -15,8 +15,11 @@ def main() -> None:
     table = manifest.read_manifest(INDEX, check_files=False).rename_axis("cache_row").reset_index()
     general, korean = (table[table["domain"] == d].copy() for d in ("general", "korean"))
     general["split"] = splits.split_general(general, cfg.seed, cfg.general_val_frac, cfg.korean_test_frac)
-    korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
-                                               "korean")
+    if cfg.korean_test_person:
+        korean["split"] = splits.split_leave_one_out(korean, cfg.korean_test_person, cfg.seed, cfg.korean_val_frac)
+    else:
+        korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
+                                                   "korean")
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):
             manifest.write_csv(part[part["split"] == split], SPLITS / f"{name}_{split}.csv")

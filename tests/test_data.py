@@ -130,6 +130,15 @@ def test_adversarial_person_with_many_photos_stays_on_one_side():
     assert split[df["person_id"] == "big"].nunique() == 1
 
 
+def test_leave_one_person_out_fold():
+    df = many_persons(30)
+    split = splits.split_leave_one_out(df, "p7", 0, 0.2)
+    assert set(df.loc[split == "test", "person_id"]) == {"p7"}
+    assert (split[df["person_id"] == "p7"] == "test").all() and set(split) == {"train", "val", "test"}
+    with pytest.raises(splits.EmptySplitError, match="korean_test_person: no Korean person 'nobody'"):
+        splits.split_leave_one_out(df, "nobody", 0, 0.2)
+
+
 def test_too_few_persons_gives_an_empty_split_error():
     df = many_persons(2)
     with pytest.raises(splits.EmptySplitError, match="split is empty"):

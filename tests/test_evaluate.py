@@ -56,3 +56,9 @@ def test_bootstrap_resamples_persons_not_photos():
 def test_bootstrap_needs_enough_persons():
     with pytest.raises(evaluate.TooFewPersonsError, match="korean_test_frac"):
         evaluate.paired_bootstrap(np.ones(6), np.zeros(6), np.array([0, 0, 1, 1, 2, 2]), 100, 0)
+
+
+def test_compare_reports_the_difference_without_ci_for_one_person():
+    out = evaluate.compare(np.array([3.0, 5.0]), np.array([2.0, 2.0]), np.array(["p", "p"]), 100, 0)
+    assert out["mae_diff"] == pytest.approx(2.0) and out["ci_low"] is None and not out["significant"]
+    assert "korean_test_frac" in out["no_ci_reason"]

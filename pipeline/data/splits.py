@@ -45,6 +45,18 @@ def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: f
     return split
 
 
+def split_leave_one_out(df: pd.DataFrame, person: str, seed: int, val_frac: float) -> pd.Series:
+    """One leave-one-person-out fold (FG-NET protocol): `person` is the test split, val comes from the rest."""
+    if not (df["person_id"] == person).any():
+        examples = ", ".join(sorted(df["person_id"].unique())[:5])
+        raise EmptySplitError(f"params.yaml:split_korean.korean_test_person: no Korean person '{person}' "
+                              f"(e.g. {examples})")
+    rest = df[df["person_id"] != person]
+    split = pd.Series("test", index=df.index)
+    split.loc[rest.index] = split_by_identity(rest, seed, val_frac, 0.0, "korean", ("train", "val"))
+    return split
+
+
 def split_general(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float) -> pd.Series:
     """Keep an official train/test list when the source has one (split_hint); carve val from train by person."""
     hints = df["split_hint"].fillna("")
