@@ -41,7 +41,8 @@ def main() -> None:
     runtime.write_json(OUT / "comparison.json", comparison)
 
     curves = pd.DataFrame({"n": range(16), **{c: evaluate.cs_curve(preds[c, "korean"], true) for c in MODELS}})
-    scatter = pd.DataFrame({"age": true, **{c: preds[c, "korean"].round(2) for c in MODELS}})
+    scatter = pd.DataFrame({"age": true, **{c: preds[c, "korean"].round(2) for c in MODELS},
+                            "person_id": persons})  # person ids let the study pool paired errors over runs
     bands = report.band_frame(results)
     for frame, name in ((curves, "cs_curve"), (scatter, "predictions"), (bands, "mae_by_band")):
         with runtime.atomic_path(OUT / f"{name}.csv") as tmp:

@@ -53,6 +53,8 @@ def project(tmp_path_factory) -> Path:
     dvc("init", "-q", cwd=work)
     dvc("config", "core.analytics", "false", cwd=work)
     dvc("repro", cwd=work)
+    run(["git", "add", "-A"], work)  # experiments (dvc exp run) start from a commit
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
     return work
 
 
@@ -115,8 +117,6 @@ def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
 
 @pytest.mark.slow
 def test_exp_run_with_a_misspelt_key_fails_naming_it(project):
-    run(["git", "add", "-A"], project)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], project)
     proc = dvc("exp", "run", "-S", "multitrain.couplng=rank", cwd=project, check=False)
     assert proc.returncode != 0
     assert "multitrain.couplng" in proc.stdout + proc.stderr
@@ -173,3 +173,19 @@ def test_changed_stage_params_never_resume_an_old_checkpoint(project):
     assert (project / "metrics/train/multitrain.json").read_text() != before
     dvc("exp", "run", "-S", "multitrain.coupling_weight=1.0", cwd=project)  # back to the committed params
     assert (project / "metrics/train/multitrain.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_label_budget_study_runs_and_collects(project):
+    run([sys.executable, "-m", "pipeline.study", "all", "--fractions", "0.5", "1.0", "--seeds", "0", "1"], project)
+    study = json.loads((project / "metrics/study.json").read_text())
+    rows = study["rows"]
+    # fraction 1.0 also counts the seed-2 experiment of the aggregation test: every matching run is used
+    assert len(rows) == 8 and all(r["n_seeds"] == (2 if r["label_frac"] == 0.5 else 3) for r in rows)
+    assert {r["label_frac"] for r in rows} == {0.5, 1.0}
+    downstream = [r for r in rows if r["condition"] == "downstream"]
+    assert all(r["vs_finetune_korean_ci_low"] <= r["vs_finetune_korean_mae_diff"] <= r["vs_finetune_korean_ci_high"]
+               for r in downstream)
+    assert (project / "metrics/plots/study.png").stat().st_size > 0
+    assert "| downstream | 0.5 | 2 |" in (project / "metrics/study.md").read_text()
+
