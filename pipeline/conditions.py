@@ -138,21 +138,24 @@ def load_age_model(path: Path, needed_by: str = "this stage") -> tuple[AgeRegres
     return model, payload["encoder"]
 
 
-def load_vcop_model(path: Path, needed_by: str) -> VCOPModel:
-    payload = _load(path, "vcop", needed_by)
+def _vcop_from(payload: dict) -> VCOPModel:
     model = VCOPModel(build_encoder(payload["encoder"]), payload["tuple_len"], payload["head_hidden"])
     model.load_state_dict(payload["state"])
     return model
 
 
+def load_vcop_model(path: Path, needed_by: str) -> VCOPModel:
+    return _vcop_from(_load(path, "vcop", needed_by))
+
+
 def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn.Module]:
     """The encoder of a pretrained VCOP model (name, module); `encoder`, when given, must match it."""
-    model = load_vcop_model(path, needed_by)
-    name = _load(path, "vcop", needed_by)["encoder"]
+    payload = _load(path, "vcop", needed_by)  # read once: the checkpoint is tens of MB
+    name = payload["encoder"]
     if encoder and name != encoder:
         raise ConfigError(f"{needed_by} asks for encoder '{encoder}' but {path} was pretrained with "
                           f"'{name}'; leave {needed_by}.encoder empty or set both the same")
-    return name, model.encoder
+    return name, _vcop_from(payload).encoder
 
 
 def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, metrics: dict,
