@@ -35,10 +35,7 @@ def main() -> None:
 
     def make():
         torch.manual_seed(0)
-        model = AgeRegressor(build_encoder(args.encoder))
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
+        model = train.to_channels_last(AgeRegressor(build_encoder(args.encoder)))
         return model, train.Loaders(
             loaders.make_loader(loaders.photo_dataset(images, table), cfg.batch_size, True, 0, cpu),
             loaders.make_loader(loaders.photo_dataset(images, val), cfg.batch_size, False, 0, cpu))

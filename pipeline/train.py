@@ -246,6 +246,14 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """channels_last weights for 2D convs (~1.6x faster on CPU, tensor cores on GPU); 3D convs keep theirs."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+    return model
+
+
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
         select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = ()) -> FitResult:
     """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
@@ -253,10 +261,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     Every epoch writes ckpt_dir/last.pt (everything needed to resume) and, when val improves, best.pt.
     A rerun with the same fingerprint resumes from last.pt; any other fingerprint starts afresh.
     """
-    model.to(device)
-    for module in model.modules():  # channels_last: ~1.6x faster 2D convs on CPU, tensor cores on GPU
-        if isinstance(module, nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
+    to_channels_last(model.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, len(loaders.train)))
