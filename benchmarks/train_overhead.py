@@ -26,12 +26,13 @@ def main() -> None:
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--photos", type=int, default=640)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--grad-clip", type=float, default=0.0, help="fit() only; the bare loop never clips")
     args = parser.parse_args()
     cpu = torch.device("cpu")
     images = open_images(Path("data/cache"))
     table = pd.read_csv("data/splits/general_train.csv").iloc[: args.photos]
     val = pd.read_csv("data/splits/general_val.csv").iloc[: args.photos // 4]
-    cfg = TrainConfig(seed=0, epochs=args.epochs, batch_size=64, lr=1.0e-3)
+    cfg = TrainConfig(seed=0, epochs=args.epochs, batch_size=64, lr=1.0e-3, grad_clip=args.grad_clip)
 
     def make():
         torch.manual_seed(0)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import runtime
-from pipeline.config import read_params
+from pipeline.config import flatten, read_params
 from pipeline.conditions import CONDITION_STAGES
 
 log = logging.getLogger("pipeline.aggregate")
@@ -28,16 +28,6 @@ def _value_of(row: dict, over: str):
         if key.split(":", 1)[-1] == over and value not in (None, "", "-"):
             return value
     return None
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _same(a, b) -> bool:
@@ -68,7 +58,7 @@ def collect(over: str = "seed") -> pd.DataFrame:
     """One row per (experiment, condition): finished experiments derived from HEAD, same params but `over`."""
     import dvc.api  # imported here: the rest of the package does not need dvc
 
-    params = _flatten(read_params())
+    params = flatten(read_params())
     rows = []
     for exp in dvc.api.exp_show():
         rev, value = exp.get("rev"), _value_of(exp, over)

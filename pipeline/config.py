@@ -91,6 +91,17 @@ def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
     return build(cls, data, f"{path}:{section}")
 
 
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: the key paths `dvc exp run -S` and `dvc exp show` use."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
@@ -110,6 +121,9 @@ class SyntheticConfig:
     person_offset_years: float  # per-person apparent-age offset (std)
     general_test_frac: float
     workers: int = 2
+    # the data set's own seed: like a real collection, the photos stay fixed while the top-level `seed` varies
+    # splits and training (dvc tracks this key with the `data` section, so a change regenerates the data)
+    seed: int = 0
 
     def __post_init__(self) -> None:
         _check(self.n_general_persons >= 10, f"n_general_persons must be >= 10, got {self.n_general_persons}")
@@ -128,7 +142,6 @@ class SyntheticConfig:
 class DataConfig:
     """Section `data`: where photos come from and the resolution every model sees."""
 
-    seed: int
     general: str  # source of the general role: synthetic | megaage_asian | utkface | afad | cacd | fgnet | csv
     korean: str  # source of the Korean (longitudinal) role
     root: str = ""  # the user's copy of a real data set; unused for synthetic
@@ -198,6 +211,9 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
+    # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
+    # writing it every epoch cost ~19% of a short epoch on 2 cores (benchmarks/train_overhead.py)
+    checkpoint_every_s: float = 120.0
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -207,6 +223,8 @@ class TrainConfig:
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         _check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        _check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
+               f"{self.checkpoint_every_s}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,3 +299,22 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _check(self.n_bootstrap >= 100, f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
         _check(0.5 < self.ci < 1, f"ci must be in (0.5, 1), got {self.ci}")
+
+
+# section -> its dataclass; check_all() loads every one, so a profile or sweep fails before the first stage runs
+SECTION_TYPES: dict[str, type] = {
+    "data": DataConfig, "split_korean": SplitConfig, "build_sequences": SequenceConfig, "budget": BudgetConfig,
+    "pretrain_vcop": VCOPConfig, "train_baseline": AgeModelConfig, "finetune_korean": AgeModelConfig,
+    "downstream": AgeModelConfig, "multitrain": MultiTrainConfig, "evaluate": EvalConfig,
+}
+
+
+def check_all(path: Path = PARAMS_PATH) -> None:
+    """Validate every section of a params file, nested ones (data.synthetic, budget.*) included."""
+    for section, cls in SECTION_TYPES.items():
+        cfg = load_section(cls, section, path)
+        if isinstance(cfg, DataConfig) and "synthetic" in (cfg.general, cfg.korean):
+            cfg.synthetic_config()
+        if isinstance(cfg, BudgetConfig):
+            for phase in ("general", "korean"):
+                cfg.phase(phase, 0)

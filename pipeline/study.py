@@ -3,6 +3,11 @@
     python -m pipeline.study run      # one `dvc exp run` per (label fraction, seed), unchanged stages reused
     python -m pipeline.study collect  # metrics/study.json, metrics/study.md, metrics/plots/study.png
 
+Both take --profile (default `study`, profiles/study.yaml: ~1 h on 2 CPU cores; `full` on a GPU): its
+overrides go to every run as `-S` options, and collect keeps only the experiments run with them.
+Seeds run in the outer loop: a seed's fraction-independent training (VCOP pretraining, the general phases,
+which DVC or the finished checkpoints in .checkpoints/ reuse) is done once for its five fractions.
+
 The label fraction (`split_korean.label_frac`, chosen by person) limits the *labelled* Korean training photos of
 conditions 2-4; VCOP tuples keep every Korean training person, whose order comes from capture dates or ages.
 """
@@ -10,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import aggregate, runtime
+from pipeline import aggregate, profiles, runtime
 from pipeline.conditions import CONDITION_STAGES
-from pipeline.config import read_params
+from pipeline.config import flatten, read_params
 from pipeline.evaluate import compare
 
 log = logging.getLogger("pipeline.study")
@@ -30,27 +37,35 @@ FRACTION_KEY = "split_korean.label_frac"
 REFERENCE = "finetune_korean"
 
 
-def run(fractions: list[float], seeds: list[int]) -> None:
+def run(fractions: list[float], seeds: list[int], profile: str) -> None:
     """Each run is a workspace experiment: DVC skips stages whose deps and params did not change."""
-    for seed in seeds:
-        for fraction in fractions:
-            name = f"study-f{fraction:g}-s{seed}"
-            log.info("running %s", name)
-            subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-n", name, "-S", f"seed={seed}",
-                            "-S", f"{FRACTION_KEY}={fraction}"], check=True)
+    extra = profiles.set_args(profile)  # a bad profile fails here, before the first run
+    total, started = len(fractions) * len(seeds), time.monotonic()
+    for i, (seed, fraction) in enumerate(((s, f) for s in seeds for f in fractions), start=1):
+        name = f"study-{profile}-f{fraction:g}-s{seed}"
+        log.info("[%d/%d] running %s (%.0f min so far)", i, total, name, (time.monotonic() - started) / 60)
+        subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-n", name, *extra, "-S", f"seed={seed}",
+                        "-S", f"{FRACTION_KEY}={fraction}"], check=True)
+    log.info("%d runs in %.1f min", total, (time.monotonic() - started) / 60)
+
+
+def _git_text(rev: str, path: str) -> str | None:
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
 
 
 def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return pd.read_csv(io.StringIO(proc.stdout), dtype={"person_id": str}) if proc.returncode == 0 else None
+    text = _git_text(rev, path)
+    return pd.read_csv(io.StringIO(text), dtype={"person_id": str}) if text is not None else None
 
 
-def collect_runs() -> pd.DataFrame:
-    """Per-photo Korean-test predictions of every finished study experiment: one row per (run, photo)."""
+def collect_runs(profile: str) -> tuple[pd.DataFrame, float | None]:
+    """Per-photo Korean-test predictions of every finished study experiment of `profile` (one row per run and
+    photo), and the Korean Bayes floor of their data."""
     import dvc.api
 
-    params = aggregate._flatten(read_params())
-    frames = []
+    params = {**flatten(read_params()), **profiles.overrides(profile)}
+    frames, data_json = [], None
     for exp in dvc.api.exp_show():
         rev, seed = exp.get("rev"), aggregate._value_of(exp, "seed")
         fraction = aggregate._value_of(exp, FRACTION_KEY)
@@ -63,10 +78,12 @@ def collect_runs() -> pd.DataFrame:
         if preds is None or "person_id" not in preds:
             continue
         frames.append(preds.assign(label_frac=float(fraction), seed=int(seed)))
+        data_json = data_json or _git_text(rev, "metrics/data.json")
     if not frames:
-        return pd.DataFrame()
+        return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
-    return runs.drop_duplicates(subset=["label_frac", "seed", "person_id", "age"], keep="first")
+    floor = json.loads(data_json).get("bayes_floor_mae_korean") if data_json else None
+    return runs.drop_duplicates(subset=["label_frac", "seed", "person_id", "age"], keep="first"), floor
 
 
 def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[dict]:
@@ -137,20 +154,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["run", "collect", "all"])
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--profile", default="study", help="profiles/<name>.yaml, or `default` for params.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     if args.action in ("run", "all"):
-        run(args.fractions, args.seeds)
+        run(args.fractions, args.seeds, args.profile)
     if args.action in ("collect", "all"):
-        runs = collect_runs()
+        runs, floor = collect_runs(args.profile)
         if runs.empty:
-            log.error("no finished study experiments; run `python -m pipeline.study run` first")
+            log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
+                      "--profile %s` first", args.profile, args.profile)
             return 2
         rows = summarise(runs)
-        floor = runtime.read_json("metrics/data.json").get("bayes_floor_mae_korean")
-        runtime.write_json("metrics/study.json", {"rows": rows, "bayes_floor_korean": floor})
+        runtime.write_json("metrics/study.json", {"profile": args.profile, "overrides": profiles.overrides(
+            args.profile), "seeds": sorted(runs["seed"].unique().tolist()), "rows": rows, "bayes_floor_korean": floor})
         text = markdown(rows)
-        runtime.write_text("metrics/study.md", "# Label-budget study (Korean test)\n\n" + text + "\n")
+        seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
+        runtime.write_text("metrics/study.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
+                           f"seeds {seeds})\n\n{text}\n")
         plot(rows, floor, Path("metrics/plots/study.png"))
         print(text)
     return 0

@@ -254,12 +254,17 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
+def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
         select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = ()) -> FitResult:
     """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
 
-    Every epoch writes ckpt_dir/last.pt (everything needed to resume) and, when val improves, best.pt.
-    A rerun with the same fingerprint resumes from last.pt; any other fingerprint starts afresh.
+    ckpt_dir/last.pt holds everything needed to resume (the best weights too); it is written after the last
+    epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
+    resumes from it (a finished one returns at once); any other fingerprint starts afresh.
     """
     to_channels_last(model.to(device))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -268,8 +273,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and _amp_dtype(device) == torch.float16)
     key = fingerprint(cfg, select, tag, state_digest(model), *fingerprint_parts)
-    last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    state = FitState()
+    last = ckpt_dir / "last.pt"
+    state, best_weights = FitState(), None
     if last.exists():
         saved = torch.load(last, map_location=device, weights_only=False)
         if saved.get("fingerprint") == key:
@@ -277,12 +282,13 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             opt.load_state_dict(saved["opt"])
             scheduler.load_state_dict(saved["scheduler"])
             scaler.load_state_dict(saved["scaler"])
-            state = FitState(**saved["state"])
+            state, best_weights = FitState(**saved["state"]), saved["best_model"]
             _set_rng_state(saved["rng"])
             log.info("%s: resuming from %s at epoch %d/%d", tag, last, state.epoch, cfg.epochs)
         else:
             log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, last)
     sign = -1.0 if maximize else 1.0
+    saved_at = time.monotonic()
     for epoch in range(state.epoch, cfg.epochs):
         if state.bad_epochs and cfg.patience and state.bad_epochs >= cfg.patience:
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
@@ -292,22 +298,26 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         score = sign * val_stats[select]
         improved = score < state.best_score
-        if improved:
+        if improved:  # kept in memory (a copy is ~ms); written with the resumable state
             state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-            save_checkpoint(best, {"model": model.state_dict(), "epoch": epoch, "fingerprint": key})
+            best_weights = _cpu_copy(model)
         else:
             state.bad_epochs += 1
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
         state.history.append(row)
         state.epoch = epoch + 1
-        save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
-                               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                               "state": asdict(state), "rng": _rng_state(), "fingerprint": key})
+        finished = state.epoch == cfg.epochs or bool(cfg.patience and state.bad_epochs >= cfg.patience)
+        if finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s:
+            save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                   "state": asdict(state), "rng": _rng_state(), "fingerprint": key,
+                                   "best_model": best_weights})
+            saved_at = time.monotonic()
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
                  "  *best*" if improved else "")
-    if best.exists():  # selection on val only: the test split never reaches this loop
-        model.load_state_dict(torch.load(best, map_location=device, weights_only=False)["model"])
+    if best_weights is not None:  # selection on val only: the test split never reaches this loop
+        model.load_state_dict(best_weights)
     best_row = state.history[state.best_epoch] if state.best_epoch >= 0 else state.history[-1]
     result = {k: v for k, v in best_row.items() if k.startswith("val_")}
     result["best_epoch"] = best_row["epoch"]

@@ -12,9 +12,9 @@ SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.pn
 
 def main() -> None:
     cfg = config.load_section(config.DataConfig, "data")
-    if "synthetic" in (cfg.general, cfg.korean):
-        cfg.synthetic_config()  # bad generator params fail here, before anything is written
-    runtime.setup(seed=cfg.seed, config=cfg, stage="prepare_data")
+    synthetic = "synthetic" in (cfg.general, cfg.korean)
+    data_seed = cfg.synthetic_config().seed if synthetic else 0  # bad generator params fail here, before writing
+    runtime.setup(seed=data_seed, config=cfg, stage="prepare_data")
     table, info = sources.build_manifest(cfg)
     manifest.write_csv(table, MANIFEST)
     meta = cache.build_cache(table, Path("."), CACHE, cfg.image_size)

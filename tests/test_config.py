@@ -115,6 +115,9 @@ def test_valid_override_is_used_and_top_level_seed_fills_sections(tmp_path):
     params["pretrain_vcop"]["lr"] = 0.5
     cfg = load_section(config.VCOPConfig, "pretrain_vcop", write(tmp_path, params))
     assert cfg.lr == 0.5 and cfg.seed == 7
+    # the data set does not follow the training seed (dvc reruns prepare_data only when `data` changes)
+    data = load_section(config.DataConfig, "data", write(tmp_path, params))
+    assert data.synthetic_config().seed == 0
 
 
 def test_nested_budget_and_synthetic_sections_are_checked(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pipeline", "stages", "dvc.yaml", ".dvcignore")
+SOURCES = ("pipeline", "stages", "profiles", "dvc.yaml", ".dvcignore")
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -177,11 +177,15 @@ def test_changed_stage_params_never_resume_an_old_checkpoint(project):
 
 @pytest.mark.slow
 def test_label_budget_study_runs_and_collects(project):
-    run([sys.executable, "-m", "pipeline.study", "all", "--fractions", "0.5", "1.0", "--seeds", "0", "1"], project)
+    # a profile that only changes evaluate: the sweep reuses every trained stage it can
+    (project / "profiles/quick.yaml").write_text("evaluate:\n  n_bootstrap: 150\n")
+    run([sys.executable, "-m", "pipeline.study", "all", "--profile", "quick", "--fractions", "0.5", "1.0",
+         "--seeds", "0", "1"], project)
     study = json.loads((project / "metrics/study.json").read_text())
     rows = study["rows"]
-    # fraction 1.0 also counts the seed-2 experiment of the aggregation test: every matching run is used
-    assert len(rows) == 8 and all(r["n_seeds"] == (2 if r["label_frac"] == 0.5 else 3) for r in rows)
+    # the seed-2 run of the aggregation test lacks the profile's override: collect must leave it out
+    assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["seeds"] == [0, 1]
+    assert len(rows) == 8 and all(r["n_seeds"] == 2 for r in rows)
     assert {r["label_frac"] for r in rows} == {0.5, 1.0}
     downstream = [r for r in rows if r["condition"] == "downstream"]
     assert all(r["vs_finetune_korean_ci_low"] <= r["vs_finetune_korean_mae_diff"] <= r["vs_finetune_korean_ci_high"]

@@ -32,7 +32,8 @@ def toy_loaders(images, table, cfg) -> train.Loaders:
 
 
 def cfg(**overrides) -> TrainConfig:
-    return dataclasses.replace(TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2), **overrides)
+    base = TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2, checkpoint_every_s=0.0)
+    return dataclasses.replace(base, **overrides)
 
 
 def fresh_model(seed: int = 0) -> AgeRegressor:
@@ -45,7 +46,28 @@ def test_fit_lowers_val_mae(tmp_path):
     result = train.fit(fresh_model(), toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path, CPU)
     maes = [row["val_mae"] for row in result.history]
     assert result.best["val_mae"] == min(maes) and min(maes) < 0.6 * maes[0]
-    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 6 and saved["state"]["best_epoch"] == result.best["best_epoch"] - 1
+
+
+def test_finished_run_returns_its_best_weights_without_training(tmp_path, monkeypatch):
+    images, table = toy_images()
+    c = cfg(epochs=3, checkpoint_every_s=3600.0)
+    writes = []
+    save = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint", lambda path, payload: (writes.append(path), save(path, payload)))
+    first = fresh_model()
+    result = train.fit(first, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    assert len(writes) == 1  # long interval: only the finished state is written
+
+    def no_training(model, batch):
+        raise AssertionError("a finished checkpoint must not train again")
+
+    again = fresh_model()
+    rerun = train.fit(again, toy_loaders(images, table, c), no_training, c, tmp_path, CPU)
+    assert rerun.best == result.best
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 class Interrupt(Exception):

@@ -22,11 +22,11 @@ SOURCES = ("synthetic", *ADAPTERS)
 
 def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]:
     syn = cfg.synthetic_config()
-    photos = synthetic.write_photos(synthetic.generate(syn, cfg.seed, cfg.image_size, str(SYNTHETIC_DIR)), Path("."))
+    photos = synthetic.write_photos(synthetic.generate(syn, syn.seed, cfg.image_size, str(SYNTHETIC_DIR)), Path("."))
     frame = pd.DataFrame([{"path": p.path, "person_id": p.person_id, "age": p.age, "domain": p.domain,
                            "split_hint": p.split_hint, "apparent_age": p.apparent_age} for p in photos])
     frame = frame[frame["domain"].isin(domains)].reset_index(drop=True)
-    floors = floor.domain_floors(syn, cfg.seed)
+    floors = floor.domain_floors(syn, syn.seed)
     return frame, {f"bayes_floor_mae_{d}": floors[d] for d in domains}
 
 
