@@ -160,7 +160,12 @@ def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn
 
 def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, metrics: dict,
                  history: list[dict], **meta) -> None:
-    """A training stage's three outputs: models/<stage>/model.pt, metrics/train/<stage>.json, its history CSV."""
+    """A training stage's three outputs: models/<stage>/model.pt, metrics/train/<stage>.json, its history CSV.
+
+    Under torchrun every rank holds the same weights and metrics; rank 0 writes them.
+    """
+    if not runtime.is_main():
+        return
     save_model(model_path(stage), model, kind, encoder, **meta)
     write_history(Path("metrics/history") / f"{stage}.csv", history)
     runtime.write_json(Path("metrics/train") / f"{stage}.json", metrics)

@@ -19,19 +19,28 @@ log = logging.getLogger(__name__)
 
 
 def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.device:
-    """Configure logging, seed every RNG, pick the device (CUDA when present) and log what was chosen."""
+    """Configure logging, seed every RNG, pick the device (CUDA when present) and log what was chosen.
+
+    Under `torchrun` (WORLD_SIZE > 1) it also joins the process group: gloo on CPU, nccl on CUDA with one GPU
+    per local rank; only rank 0 logs at INFO and writes files.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
-        level=os.environ.get("AGE_VCOP_LOG", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=os.environ.get("AGE_VCOP_LOG", "INFO") if rank == 0 else "WARNING",
+        format=f"%(asctime)s %(levelname)s %(name)s{f' [rank {rank}]' if world_size > 1 else ''}: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
         force=True,
     )
     seed_everything(seed)
     device = pick_device()
+    if world_size > 1:
+        device = _join_process_group(device)
     if device.type == "cpu":
-        # torch defaults to all cores, but interop threads fight the intra-op pool on small machines
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        # torch defaults to all cores, but interop threads fight the intra-op pool on small machines;
+        # processes sharing the machine split the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     else:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -41,6 +50,34 @@ def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.devi
     if config is not None:
         log.info("config %s", asdict(config) if is_dataclass(config) else config)
     return device
+
+
+def _join_process_group(device: torch.device) -> torch.device:
+    import atexit
+
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)
+    log.info("distributed: %d processes, backend %s", dist.get_world_size(), dist.get_backend())
+    return device
+
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes); (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return world()[0] == 0
 
 
 def seed_everything(seed: int) -> None:
@@ -66,6 +103,9 @@ def describe(device: torch.device) -> str:
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temp path beside `path`; it replaces `path` only if the block finishes without error."""
     path = Path(path)
+    if not is_main():  # outputs are rank 0's: a second writer would race it for the same file
+        raise RuntimeError(f"rank {world()[0]} tried to write {path}; only rank 0 writes (guard the call with "
+                           "runtime.is_main())")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -170,7 +170,7 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
             size = _batch_size(batch)
             with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
                 loss, stats = step(model, batch)
-            if not torch.isfinite(loss):  # one host sync per step: a NaN must never reach the weights
+            if not _all_finite(loss):  # one host sync per step: a NaN must never reach the weights
                 raise NonFiniteLossError(f"non-finite loss {loss.item()} ({desc}); the last good checkpoint is "
                                          "kept. Lower the lr (or set amp: false) and run again.")
             if training:
@@ -186,11 +186,59 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
                 totals[key] = totals.get(key, 0) + value.detach().float() * size
             count += size
             ready = time.perf_counter()
+    count = _sum_over_ranks(totals, count)
     if training:
         elapsed = time.perf_counter() - started
         log.info("%s: %.1f s, %.0f samples/s (photos or tuples), %.0f%% waiting for data", desc, elapsed,
                  count / max(elapsed, 1e-9), 100 * waited / max(elapsed, 1e-9))
     return {k: round(float(v) / max(count, 1), 6) for k, v in totals.items()}
+
+
+def _all_finite(loss: torch.Tensor) -> bool:
+    """Under torchrun every rank must agree, or a rank that stops leaves the others waiting in backward."""
+    ok = torch.isfinite(loss.detach()).float()
+    if runtime.world()[1] > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item())
+
+
+def _sum_over_ranks(totals: dict[str, torch.Tensor], count: int) -> int:
+    """Epoch stats over every rank's share (in place); returns the global sample count."""
+    if runtime.world()[1] == 1:
+        return count
+    keys = sorted(totals)  # every rank ran the same step function, so the keys agree
+    device = next(iter(totals.values())).device if totals else torch.device("cpu")
+    packed = torch.stack([*(totals[k].float() for k in keys), torch.tensor(float(count), device=device)])
+    torch.distributed.all_reduce(packed)
+    totals.update(zip(keys, packed[:-1]))
+    return int(packed[-1].item())
+
+
+class _StepModule(nn.Module):
+    """Runs the step inside forward(), so DistributedDataParallel sees (and syncs) every parameter it uses,
+    also those reached through submodules (multitrain's model.age, model.vcop)."""
+
+    def __init__(self, model: nn.Module, step: Step):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.step(self.model, batch)
+
+
+def _call_module(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return module(batch)
+
+
+def _distributed(model: nn.Module, step: Step, device: torch.device) -> tuple[nn.Module, Step]:
+    """(module, step) for the training pass: DDP-wrapped under torchrun, the model itself otherwise."""
+    if runtime.world()[1] == 1:
+        return model, step
+    from torch.nn.parallel import DistributedDataParallel
+
+    ddp = DistributedDataParallel(_StepModule(model, step), device_ids=[device] if device.type == "cuda" else None,
+                                  find_unused_parameters=True)  # e.g. multitrain's frozen distill teacher
+    return ddp, _call_module
 
 
 def _batch_size(batch: Batch) -> int:
@@ -272,7 +320,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, len(loaders.train)))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and _amp_dtype(device) == torch.float16)
-    key = fingerprint(cfg, select, tag, state_digest(model), *fingerprint_parts)
+    # a run with another process count takes other per-rank batches (and BatchNorm statistics): never resume it
+    key = fingerprint(cfg, select, tag, state_digest(model), runtime.world()[1], *fingerprint_parts)
     last = ckpt_dir / "last.pt"
     state, best_weights = FitState(), None
     if last.exists():
@@ -287,13 +336,14 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             log.info("%s: resuming from %s at epoch %d/%d", tag, last, state.epoch, cfg.epochs)
         else:
             log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, last)
+    net, train_step = _distributed(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
     for epoch in range(state.epoch, cfg.epochs):
         if state.bad_epochs and cfg.patience and state.bad_epochs >= cfg.patience:
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
             break
-        train_stats = run_epoch(model, loaders.train.epoch(epoch), step, device, use_amp, opt, scheduler, scaler,
+        train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
                                 cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}")
         val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         score = sign * val_stats[select]
@@ -308,7 +358,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         state.history.append(row)
         state.epoch = epoch + 1
         finished = state.epoch == cfg.epochs or bool(cfg.patience and state.bad_epochs >= cfg.patience)
-        if finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s:
+        if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
             save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
                                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                    "state": asdict(state), "rng": _rng_state(), "fingerprint": key,

@@ -233,3 +233,12 @@ def test_loader_order_depends_only_on_seed_and_epoch():
     assert first != [b[1].tolist() for b in make().epoch(3)]
     with pytest.raises(ValueError, match="empty split"):
         loaders.photo_dataset(images, table.iloc[:0])
+
+
+def test_rank_slices_split_every_global_batch_disjointly():
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    batches = BatchSampler(SequentialSampler(range(10)), batch_size=4, drop_last=False)
+    shares = [list(loaders.RankSlice(batches, rank, 3)) for rank in range(3)]
+    # global batches [0-3], [4-7], [8, 9]: the last is smaller than the 3 processes, so every rank skips it
+    assert shares == [[[0, 3], [4, 7]], [[1], [5]], [[2], [6]]]

@@ -97,6 +97,27 @@ def test_metrics_show_has_one_row_per_condition(project):
 
 
 @pytest.mark.slow
+def test_torchrun_two_gloo_processes_train_with_rank_zero_writing(project, tmp_path):
+    """DDP on CPU: 2 processes, same output format as one process; any write from rank 1 raises (runtime.py)."""
+    work = tmp_path / "ddp"
+    shutil.copytree(project, work, ignore=shutil.ignore_patterns(".checkpoints"))
+    single = {s: json.loads((work / f"metrics/train/{s}.json").read_text()) for s in ("train_baseline", "multitrain")}
+    single_history = pd.read_csv(work / "metrics/history/multitrain.csv")
+    for stage in ("train_baseline", "multitrain"):  # plain age steps; multitrain's two encoders and coupling
+        proc = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    f"stages/{stage}.py"], work)
+        assert "distributed: 2 processes, backend gloo" in proc.stderr
+        assert "[rank 1]" not in proc.stderr  # rank 1 logs warnings only: there should be none
+        metrics = json.loads((work / f"metrics/train/{stage}.json").read_text())
+        assert set(metrics) == set(single[stage]) and all(math.isfinite(v) for v in numbers(metrics))
+    history = pd.read_csv(work / "metrics/history/multitrain.csv")
+    assert list(history.columns) == list(single_history.columns) and len(history) == len(single_history)
+    assert not list(work.rglob(".*.tmp"))  # no half-written file left by a second writer
+    run([sys.executable, "-c", "from pipeline.conditions import load_age_model, model_path; "
+         "load_age_model(model_path('multitrain'))"], work)
+
+
+@pytest.mark.slow
 def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
     from PIL import Image
 

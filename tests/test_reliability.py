@@ -1,4 +1,5 @@
 """Failures leave earlier outputs intact and say what to do."""
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,12 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
 def test_non_finite_metrics_are_written_as_null(tmp_path):
     runtime.write_json(tmp_path / "m.json", {"a": float("nan"), "b": [1.0, float("inf")]})
     assert runtime.read_json(tmp_path / "m.json") == {"a": None, "b": [1.0, None]}
+
+
+def test_only_rank_zero_may_write(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    runtime.write_json(target, {"mae": 1.0})
+    monkeypatch.setattr(runtime, "world", lambda: (1, 2))  # as rank 1 of 2 under torchrun
+    with pytest.raises(RuntimeError, match="rank 1 tried to write .*metrics.json"):
+        runtime.write_json(target, {"mae": 2.0})
+    assert json.loads(target.read_text()) == {"mae": 1.0}

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from pipeline import runtime
 from pipeline.data.sequences import permutations, tuple_rows
 
 
@@ -66,6 +68,26 @@ class EpochLoader:
         return len(self.loader)
 
 
+class RankSlice:
+    """This process's share of each global batch (the DistributedSampler idea, applied per batch).
+
+    Every rank draws the same global batches (same seed and epoch) and keeps positions rank, rank + N, ...:
+    N processes take the same optimizer steps on the same global batches as one process, so the label budget
+    (steps x batch size) does not depend on the process count. A final batch smaller than N is skipped.
+    """
+
+    def __init__(self, batches: BatchSampler, rank: int, world_size: int):
+        self.batches, self.rank, self.world_size = batches, rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            if len(batch) >= self.world_size:
+                yield batch[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def _seed_worker(worker_id: int) -> None:
     np.random.seed((torch.initial_seed() + worker_id) % 2**32)
 
@@ -79,6 +101,9 @@ def make_loader(dataset: CacheBatches, batch_size: int, train: bool, seed: int, 
     # drop_last only when it loses < 1 batch of a big set: tiny sets must still give a step
     drop_last = train and len(dataset) >= 4 * batch_size
     sampler = BatchSampler(base, batch_size=min(batch_size, len(dataset)), drop_last=drop_last)
+    rank, world_size = runtime.world()
+    if world_size > 1:
+        sampler = RankSlice(sampler, rank, world_size)
     loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
                         pin_memory=device.type == "cuda", worker_init_fn=_seed_worker,
                         persistent_workers=num_workers > 0)
