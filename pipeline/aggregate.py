@@ -49,9 +49,15 @@ def _matches_workspace(row: dict, params: dict, over: str) -> bool:
     return True
 
 
-def _git_json(rev: str, path: str) -> dict | None:
+def git_show(rev: str, path: str) -> str | None:
+    """A file as committed in an experiment's rev; None when that rev lacks it (failed or queued)."""
     proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_json(rev: str, path: str) -> dict | None:
+    text = git_show(rev, path)
+    return json.loads(text) if text is not None else None
 
 
 def collect(over: str = "seed") -> pd.DataFrame:

@@ -49,22 +49,17 @@ def run(fractions: list[float], seeds: list[int], profile: str) -> None:
     log.info("%d runs in %.1f min", total, (time.monotonic() - started) / 60)
 
 
-def _git_text(rev: str, path: str) -> str | None:
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else None
-
-
 def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
-    text = _git_text(rev, path)
+    text = aggregate.git_show(rev, path)
     return pd.read_csv(io.StringIO(text), dtype={"person_id": str}) if text is not None else None
 
 
-def collect_runs(profile: str) -> tuple[pd.DataFrame, float | None]:
-    """Per-photo Korean-test predictions of every finished study experiment of `profile` (one row per run and
-    photo), and the Korean Bayes floor of their data."""
+def collect_runs(overrides: dict) -> tuple[pd.DataFrame, float | None]:
+    """Per-photo Korean-test predictions of every finished study experiment run with a profile's `overrides`
+    (one row per run and photo), and the Korean Bayes floor of their data."""
     import dvc.api
 
-    params = {**flatten(read_params()), **profiles.overrides(profile)}
+    params = {**flatten(read_params()), **overrides}
     frames, data_json = [], None
     for exp in dvc.api.exp_show():
         rev, seed = exp.get("rev"), aggregate._value_of(exp, "seed")
@@ -78,7 +73,7 @@ def collect_runs(profile: str) -> tuple[pd.DataFrame, float | None]:
         if preds is None or "person_id" not in preds:
             continue
         frames.append(preds.assign(label_frac=float(fraction), seed=int(seed)))
-        data_json = data_json or _git_text(rev, "metrics/data.json")
+        data_json = data_json or aggregate.git_show(rev, "metrics/data.json")
     if not frames:
         return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
@@ -160,18 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.action in ("run", "all"):
         run(args.fractions, args.seeds, args.profile)
     if args.action in ("collect", "all"):
-        runs, floor = collect_runs(args.profile)
+        overrides = profiles.overrides(args.profile)
+        runs, floor = collect_runs(overrides)
         if runs.empty:
             log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
                       "--profile %s` first", args.profile, args.profile)
             return 2
-        rows = summarise(runs)
-        runtime.write_json("metrics/study.json", {"profile": args.profile, "overrides": profiles.overrides(
-            args.profile), "seeds": sorted(runs["seed"].unique().tolist()), "rows": rows, "bayes_floor_korean": floor})
+        rows, seeds = summarise(runs), sorted(runs["seed"].unique().tolist())
+        runtime.write_json("metrics/study.json", {"profile": args.profile, "overrides": overrides, "seeds": seeds,
+                                                  "rows": rows, "bayes_floor_korean": floor})
         text = markdown(rows)
-        seeds = ", ".join(str(s) for s in sorted(runs["seed"].unique()))
         runtime.write_text("metrics/study.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
-                           f"seeds {seeds})\n\n{text}\n")
+                           f"seeds {', '.join(map(str, seeds))})\n\n{text}\n")
         plot(rows, floor, Path("metrics/plots/study.png"))
         print(text)
     return 0

@@ -295,7 +295,8 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
-    """channels_last weights for 2D convs (~1.6x faster on CPU, tensor cores on GPU); 3D convs keep theirs."""
+    """channels_last weights for 2D convs (tensor cores on GPU; on the 2-core CPU 1.6x at 64 px, no gain at
+    40-48 px: benchmarks/README.md); 3D convs keep theirs."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             module.to(memory_format=torch.channels_last)
@@ -304,6 +305,11 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _patience_spent(state: FitState, cfg: TrainConfig) -> bool:
+    """Early stopping: `cfg.patience` epochs in a row without a better val metric (0 = never stop early)."""
+    return bool(cfg.patience and state.bad_epochs >= cfg.patience)
 
 
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
@@ -340,7 +346,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
     for epoch in range(state.epoch, cfg.epochs):
-        if state.bad_epochs and cfg.patience and state.bad_epochs >= cfg.patience:
+        if _patience_spent(state, cfg):
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
             break
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
@@ -357,7 +363,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
         state.history.append(row)
         state.epoch = epoch + 1
-        finished = state.epoch == cfg.epochs or bool(cfg.patience and state.bad_epochs >= cfg.patience)
+        finished = state.epoch == cfg.epochs or _patience_spent(state, cfg)
         if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
             save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
                                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
