@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from pipeline.data import loaders
-from pipeline.data.augment import Preprocess
+from pipeline.models.preprocess import Preprocess
 from pipeline.data.cache import open_images
 
 

@@ -18,7 +18,7 @@ from pipeline.config import TrainConfig
 from pipeline.data import loaders
 from pipeline.data.cache import open_images
 from pipeline.models import AgeRegressor, build_encoder
-from pipeline.models.heads import to_normalised
+from pipeline.models.tasks import to_normalised
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     def make():
         torch.manual_seed(0)
         model = train.to_channels_last(AgeRegressor(build_encoder(args.encoder)))
-        return model, train.Loaders(
+        return model, loaders.Loaders(
             loaders.make_loader(loaders.photo_dataset(images, table), cfg.batch_size, True, 0, cpu),
             loaders.make_loader(loaders.photo_dataset(images, val), cfg.batch_size, False, 0, cpu))
 

@@ -17,13 +17,14 @@ import pandas as pd
 
 from pipeline import runtime
 from pipeline.config import flatten, read_params
-from pipeline.conditions import CONDITION_STAGES
+from pipeline.artifacts import CONDITION_STAGES
 
 log = logging.getLogger("pipeline.aggregate")
 METRICS = ("mae", "cs5", "bias")
 
 
-def _value_of(row: dict, over: str):
+def value_of(row: dict, over: str):
+    """The value of param `over` in one `dvc.api.exp_show()` row; None when the row does not set it."""
     for key, value in row.items():
         if key.split(":", 1)[-1] == over and value not in (None, "", "-"):
             return value
@@ -40,13 +41,18 @@ def _same(a, b) -> bool:
         return str(a) == str(b)
 
 
-def _matches_workspace(row: dict, params: dict, over: str) -> bool:
+def matches_workspace(row: dict, params: dict, over: str) -> bool:
     """Only experiments that differ from the current params.yaml in `over` alone are runs of this setting."""
     for key, value in row.items():
         name = key.split(":", 1)[-1]
         if name != over and name in params and not _same(value, params[name]):
             return False
     return True
+
+
+def finished(exp: dict) -> bool:
+    """False for an experiment that failed, is queued or still runs: its metrics are not (yet) its own."""
+    return str(exp.get("State") or "").lower() not in ("failed", "queued", "running")
 
 
 def git_show(rev: str, path: str) -> str | None:
@@ -67,10 +73,10 @@ def collect(over: str = "seed") -> pd.DataFrame:
     params = flatten(read_params())
     rows = []
     for exp in dvc.api.exp_show():
-        rev, value = exp.get("rev"), _value_of(exp, over)
-        if not rev or rev == "workspace" or value is None or not _matches_workspace(exp, params, over):
+        rev, value = exp.get("rev"), value_of(exp, over)
+        if not rev or rev == "workspace" or value is None or not matches_workspace(exp, params, over):
             continue
-        if str(exp.get("State") or "").lower() in ("failed", "queued", "running"):
+        if not finished(exp):
             continue
         for condition in CONDITION_STAGES:
             result = _git_json(rev, f"metrics/eval/{condition}.json")
@@ -110,7 +116,8 @@ def markdown(table: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--over", default="seed", help="the param that varies between runs (default: seed)")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file (default: metrics/<over>.md)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file (default: metrics/<last part of --over>s.md, e.g. metrics/seeds.md)")
     args = parser.parse_args(argv)
     out = args.out or Path("metrics") / f"{args.over.split('.')[-1]}s.md"
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -41,6 +41,14 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _nested_class(hint: Any) -> type | None:
+    """The dataclass a nested section is built as (`SyntheticConfig | None` -> SyntheticConfig), else None."""
+    for candidate in (hint, *get_args(hint)):
+        if isinstance(candidate, type) and is_dataclass(candidate):
+            return candidate
+    return None
+
+
 def _hint_name(hint: Any) -> str:
     if get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
@@ -57,11 +65,17 @@ def build(cls: type[T], data: Any, where: str) -> T:
         raise ConfigError(
             f"{where}: unknown key(s) {[f'{prefix}.{k}' for k in unknown]}; allowed: {sorted(allowed)}"
         )
+    values = {}
     for key, value in data.items():
-        if not _type_ok(value, hints[key]):
+        nested = _nested_class(hints[key])
+        if nested is not None and isinstance(value, dict):  # a nested section: built and checked now, not later
+            values[key] = build(nested, value, f"{where}.{key}")
+        elif not _type_ok(value, hints[key]):
             raise ConfigError(f"{where}.{key}: expected {_hint_name(hints[key])}, got {value!r}")
+        else:
+            values[key] = value
     try:
-        return cls(**data)
+        return cls(**values)
     except TypeError as err:  # a required key is missing
         raise ConfigError(f"{where}: {err}; add the key to params.yaml") from None
     except ValueError as err:  # __post_init__ range checks
@@ -85,10 +99,29 @@ def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(KNOWN_SECTIONS)}")
     if section not in params:
         raise ConfigError(f"{path}: missing section '{section}'; known sections: {sorted(params)}")
+    if "seed" in params and not _type_ok(params["seed"], int):  # else it is reported as <section>.seed
+        raise ConfigError(f"{path}:seed: expected int, got {params['seed']!r}")
     data = dict(params[section] or {})
     if "seed" in {f.name for f in fields(cls)} and "seed" not in data and "seed" in params:
         data["seed"] = params["seed"]  # one knob for `dvc exp run -S seed=N`
-    return build(cls, data, f"{path}:{section}")
+    cfg = build(cls, data, f"{path}:{section}")
+    _check_registered_names(cfg, f"{path}:{section}")
+    return cfg
+
+
+# kind -> the names a key of that kind may take. Each registry adds itself when imported (pipeline.models:
+# encoders, pipeline.data.sources: data sources), so config imports neither and a stage checks what it builds.
+REGISTRIES: dict[str, Callable[[], list[str]]] = {}
+REGISTERED_KEYS = {"general": "source", "korean": "source", "encoder": "encoder", "age_encoder": "encoder",
+                   "vcop_encoder": "encoder"}
+
+
+def _check_registered_names(cfg: Any, where: str) -> None:
+    """A name missing from its registry fails at load time, naming the key (not later in a traceback)."""
+    for key, kind in REGISTERED_KEYS.items():
+        value = getattr(cfg, key, "")
+        if kind in REGISTRIES and isinstance(value, str) and value and value not in (known := REGISTRIES[kind]()):
+            raise ConfigError(f"{where}.{key}: unknown {kind} '{value}'; available: {known}")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -142,7 +175,7 @@ class SyntheticConfig:
 class DataConfig:
     """Section `data`: where photos come from and the resolution every model sees."""
 
-    general: str  # source of the general role: synthetic | megaage_asian | utkface | afad | cacd | fgnet | csv
+    general: str  # source of the general role: one of pipeline.data.sources.SOURCES (checked at load)
     korean: str  # source of the Korean (longitudinal) role
     root: str = ""  # the user's copy of a real data set; unused for synthetic
     general_root: str = ""
@@ -150,15 +183,18 @@ class DataConfig:
     image_size: int
     min_age: float = 0.0
     max_age: float = 80.0
-    synthetic: dict | None = None
+    synthetic: SyntheticConfig | None = None  # required when a role's source is synthetic
 
     def __post_init__(self) -> None:
         _check(self.image_size >= 24, f"image_size must be >= 24 px to draw a face, got {self.image_size}")
         _check(0 <= self.min_age < self.max_age <= 120, f"need 0 <= min_age < max_age <= 120, got "
                f"{self.min_age}..{self.max_age}")
+        _check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),
+               "synthetic: required when data.general or data.korean is 'synthetic'")
 
-    def synthetic_config(self) -> SyntheticConfig:
-        return build(SyntheticConfig, self.synthetic or {}, "params.yaml:data.synthetic")
+    @property
+    def uses_synthetic(self) -> bool:
+        return "synthetic" in (self.general, self.korean)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,12 +205,13 @@ class SplitConfig:
     korean_val_frac: float
     korean_test_frac: float
     general_val_frac: float
+    general_test_frac: float  # general test share when a source has no official test list
     label_frac: float = 1.0  # share of Korean training persons whose ages are used as labels (by person)
     korean_test_person: str = ""  # leave-one-person-out fold: this person alone is the Korean test split
 
     def __post_init__(self) -> None:
         _check(0 < self.label_frac <= 1, f"label_frac must be in (0, 1], got {self.label_frac}")
-        for name in ("korean_val_frac", "korean_test_frac", "general_val_frac"):
+        for name in ("korean_val_frac", "korean_test_frac", "general_val_frac", "general_test_frac"):
             value = getattr(self, name)
             _check(0 < value < 0.5, f"{name} must be in (0, 0.5), got {value}")
         _check(self.korean_val_frac + self.korean_test_frac < 0.8,
@@ -198,10 +235,9 @@ class SequenceConfig:
 
 # ------------------------------------------------------------------------------------------- training stages
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Optimisation of one training phase; every condition gets the same budget section."""
+class OptimConfig:
+    """Optimisation of one training phase: a `budget` phase, or pretrain_vcop's own."""
 
-    seed: int
     epochs: int
     batch_size: int
     lr: float
@@ -228,16 +264,21 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrainConfig(OptimConfig):
+    """What fit() runs: one phase's optimisation plus the seed of its shuffles and initialisation."""
+
+    seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class BudgetConfig:
     """Section `budget`: the labelled-training budget shared by every age condition (fair comparison)."""
 
-    general: dict
-    korean: dict
+    general: OptimConfig
+    korean: OptimConfig
 
     def phase(self, name: Literal["general", "korean"], seed: int) -> TrainConfig:
-        data = dict(getattr(self, name))
-        data.setdefault("seed", seed)
-        return build(TrainConfig, data, f"params.yaml:budget.{name}")
+        return TrainConfig(seed=seed, **asdict(getattr(self, name)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,17 +291,35 @@ class VCOPConfig(TrainConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AgeModelConfig:
-    """Sections `train_baseline`, `finetune_korean`, `downstream`: which encoder and how it starts."""
+class AgeTrainingConfig:
+    """What every age-training stage shares: its seed, its loss and a scale on the budget's lr."""
 
     seed: int
-    encoder: str = ""  # train_baseline: required; finetune_korean / downstream inherit their init model's
     loss: Literal["l1", "smooth_l1"] = "l1"
-    protocol: Literal["general_then_korean", "korean_only", "linear_probe"] = "general_then_korean"
     lr_scale: float = 1.0  # multiplies the budget's lr (e.g. gentler fine-tuning)
 
     def __post_init__(self) -> None:
         _check(self.lr_scale > 0, f"lr_scale must be > 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainBaselineConfig(AgeTrainingConfig):
+    """Section `train_baseline`: an age regressor from scratch on the general set."""
+
+    encoder: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneKoreanConfig(AgeTrainingConfig):
+    """Section `finetune_korean`: train_baseline's model (its encoder included) fine-tuned on Korean labels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownstreamConfig(AgeTrainingConfig):
+    """Section `downstream`: the VCOP-pretrained encoder trained for age under `protocol`."""
+
+    encoder: str = ""  # empty: pretrain_vcop's encoder; set, it must match it
+    protocol: Literal["general_then_korean", "korean_only", "linear_probe"] = "general_then_korean"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,17 +363,13 @@ class EvalConfig:
 # section -> its dataclass; check_all() loads every one, so a profile or sweep fails before the first stage runs
 SECTION_TYPES: dict[str, type] = {
     "data": DataConfig, "split_korean": SplitConfig, "build_sequences": SequenceConfig, "budget": BudgetConfig,
-    "pretrain_vcop": VCOPConfig, "train_baseline": AgeModelConfig, "finetune_korean": AgeModelConfig,
-    "downstream": AgeModelConfig, "multitrain": MultiTrainConfig, "evaluate": EvalConfig,
+    "pretrain_vcop": VCOPConfig, "train_baseline": TrainBaselineConfig, "finetune_korean": FinetuneKoreanConfig,
+    "downstream": DownstreamConfig, "multitrain": MultiTrainConfig, "evaluate": EvalConfig,
 }
 
 
 def check_all(path: Path = PARAMS_PATH) -> None:
-    """Validate every section of a params file, nested ones (data.synthetic, budget.*) included."""
+    """Validate every section of a params file; nested ones (data.synthetic, budget.*) are built with their section,
+    and source and encoder names are checked against the registries imported (pipeline.profiles imports both)."""
     for section, cls in SECTION_TYPES.items():
-        cfg = load_section(cls, section, path)
-        if isinstance(cfg, DataConfig) and "synthetic" in (cfg.general, cfg.korean):
-            cfg.synthetic_config()
-        if isinstance(cfg, BudgetConfig):
-            for phase in ("general", "korean"):
-                cfg.phase(phase, 0)
+        load_section(cls, section, path)

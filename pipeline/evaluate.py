@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.data.splits import BAND_NAMES, age_band
-from pipeline.models.heads import to_years
+from pipeline.models.tasks import to_years
 
 log = logging.getLogger(__name__)
 CS_LEVELS = (3, 5, 7)

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import conditions, runtime
+from pipeline import artifacts, phases, runtime
+from pipeline.data.adapters.common import IMAGE_SUFFIXES
 from pipeline.data.cache import ImageError, load_rgb
-from pipeline.models.heads import to_years
+from pipeline.models.tasks import to_years
 
 log = logging.getLogger("pipeline.predict")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def find_images(targets: list[Path]) -> list[Path]:
@@ -33,16 +33,16 @@ def find_images(targets: list[Path]) -> list[Path]:
 
 
 def trained_range() -> tuple[float, float]:
-    ages = pd.read_csv(conditions.CACHE / "index.csv", usecols=["age"])["age"]
+    ages = pd.read_csv(phases.CACHE / "index.csv", usecols=["age"])["age"]
     return float(ages.min()), float(ages.max())
 
 
 @torch.inference_mode()
 def predict(condition: str, targets: list[Path], out: Path) -> pd.DataFrame:
-    if condition not in conditions.CONDITION_STAGES:
-        raise ValueError(f"unknown condition '{condition}'; one of {list(conditions.CONDITION_STAGES)}")
-    model, _ = conditions.load_age_model(conditions.model_path(conditions.CONDITION_STAGES[condition]), "predict")
-    size = int(runtime.read_json(conditions.CACHE / "meta.json")["image_size"])  # the resolution it was trained at
+    if condition not in artifacts.CONDITION_STAGES:
+        raise ValueError(f"unknown condition '{condition}'; one of {list(artifacts.CONDITION_STAGES)}")
+    model, _ = artifacts.load_age_model(artifacts.model_path(artifacts.CONDITION_STAGES[condition]), "predict")
+    size = int(runtime.read_json(phases.CACHE / "meta.json")["image_size"])  # the resolution it was trained at
     device = runtime.pick_device()
     model.to(device).eval()
     low, high = trained_range()
@@ -61,14 +61,13 @@ def predict(condition: str, targets: list[Path], out: Path) -> pd.DataFrame:
                         path, age, low, high)
         rows.append({"path": str(path), "predicted_age": round(age, 2), "error": ""})
     table = pd.DataFrame(rows)
-    with runtime.atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+    runtime.write_csv(out, table)
     return table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, choices=list(conditions.CONDITION_STAGES))
+    parser.add_argument("--model", required=True, choices=list(artifacts.CONDITION_STAGES))
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
     parser.add_argument("targets", nargs="+", type=Path)
     args = parser.parse_args(argv)

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+import pipeline.data.sources  # noqa: F401  (registers the source names check_all checks)
+import pipeline.models  # noqa: F401  (registers the encoder names)
 from pipeline.config import PARAMS_PATH, ConfigError, check_all, flatten, read_params
 
 PROFILES_DIR = Path("profiles")

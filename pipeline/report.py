@@ -11,12 +11,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import runtime  # noqa: E402
-from pipeline.data.splits import BAND_NAMES  # noqa: E402
+from pipeline.artifacts import CONDITION_STAGES, CONDITIONS  # noqa: E402
+from pipeline.comparison import Tables  # noqa: E402
 
-CONDITIONS = ("baseline", "finetune_korean", "downstream", "multitrain")
 
-
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """PNG at the report's resolution, written atomically; closes the figure."""
     fig.tight_layout()
     with runtime.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -30,7 +30,7 @@ def plot_cs(curves: pd.DataFrame, path: Path) -> None:
     ax.set(xlabel="error tolerance n (years)", ylabel="CS(n)", title="Cumulative score, Korean test", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_scatter(preds: pd.DataFrame, path: Path) -> None:
@@ -40,7 +40,7 @@ def plot_scatter(preds: pd.DataFrame, path: Path) -> None:
         ax.scatter(preds["age"], preds[name], s=6, alpha=0.5)
         ax.plot([0, top], [0, top], color="k", lw=1)
         ax.set(title=name, xlabel="true age", ylabel="predicted age", xlim=(0, top), ylim=(0, top))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_bands(bands: pd.DataFrame, path: Path) -> None:
@@ -52,7 +52,7 @@ def plot_bands(bands: pd.DataFrame, path: Path) -> None:
     ax.set_xticks(x + width * (len(CONDITIONS) - 1) / 2, bands["band"])
     ax.set(xlabel="true age band", ylabel="MAE (years)", title="MAE per age band, Korean test")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_training(histories: dict[str, pd.DataFrame], path: Path) -> None:
@@ -68,7 +68,19 @@ def plot_training(histories: dict[str, pd.DataFrame], path: Path) -> None:
     for ax in (ax_age, ax_vcop):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def write_figures(tables: Tables, histories_dir: Path, plots_dir: Path) -> list[Path]:
+    """The four evaluate figures from its tables (comparison.Tables) and the training histories; their paths."""
+    histories = {s: pd.read_csv(p) for s in (*CONDITION_STAGES.values(), "pretrain_vcop")
+                 if (p := histories_dir / f"{s}.csv").exists()}
+    figures = [plots_dir / f for f in ("cs_curve.png", "scatter.png", "mae_by_band.png", "training_curves.png")]
+    plot_cs(tables.cs_curve, figures[0])
+    plot_scatter(tables.predictions, figures[1])
+    plot_bands(tables.mae_by_band, figures[2])
+    plot_training(histories, figures[3])
+    return figures
 
 
 def _ci(entry: dict | None) -> str:
@@ -135,8 +147,3 @@ def write_report(path: Path, results: dict[str, dict], comparison: dict, data_su
     ]) + "\n"
     runtime.write_text(path, text)
     return body
-
-
-def band_frame(results: dict[str, dict]) -> pd.DataFrame:
-    return pd.DataFrame({"band": list(BAND_NAMES),
-                         **{name: [results[name]["korean"]["mae_band"][b] for b in BAND_NAMES] for name in CONDITIONS}})

@@ -1,6 +1,7 @@
-"""Process set-up shared by every stage: logging, seeds, device choice, atomic file writes."""
+"""Process set-up shared by every stage: logging, seeds, device choice, atomic file writes (JSON, CSV, torch)."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 
 log = logging.getLogger(__name__)
@@ -111,10 +113,17 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets the mode open() would give it
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(value: Any) -> Any:
@@ -134,6 +143,26 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: Path | str, payload: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
+    """A table without its index, atomically: a failed stage never leaves half a CSV."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_torch(path: Path | str, payload: Any) -> None:
+    """torch.save, atomically and byte-stable: saved through a buffer, the zip archive gets a fixed inner name
+    (saved to a file it is named after the temp file, so equal weights gave different bytes)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_torch(path: Path | str, map_location: Any = "cpu") -> Any:
+    """Our own model and checkpoint files: plain tensors and containers only, so no pickled code runs."""
+    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def read_json(path: Path | str) -> Any:

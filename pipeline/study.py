@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
-from pipeline.conditions import CONDITION_STAGES
+from pipeline.artifacts import CONDITION_STAGES
 from pipeline.config import flatten, read_params
 from pipeline.evaluate import compare
 
@@ -62,12 +62,12 @@ def collect_runs(overrides: dict) -> tuple[pd.DataFrame, float | None]:
     params = {**flatten(read_params()), **overrides}
     frames, data_json = [], None
     for exp in dvc.api.exp_show():
-        rev, seed = exp.get("rev"), aggregate._value_of(exp, "seed")
-        fraction = aggregate._value_of(exp, FRACTION_KEY)
-        if not rev or rev == "workspace" or fraction is None or seed is None:
+        rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
+        fraction = aggregate.value_of(exp, FRACTION_KEY)
+        if not rev or rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
             continue
         others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
-        if not aggregate._matches_workspace(others, params, "seed"):
+        if not aggregate.matches_workspace(others, params, "seed"):
             continue
         preds = _git_csv(rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
@@ -119,10 +119,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], floor: float | None, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pipeline.report import save_figure  # sets the Agg backend
 
     table = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -138,10 +137,7 @@ def plot(rows: list[dict], floor: float | None, path: Path) -> None:
            title="MAE vs label budget (mean over seeds, 95% band)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with runtime.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,31 +1,28 @@
 """fit(): the one training loop, and one step function per task (age, VCOP, multitrain)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import runtime
+from pipeline import checkpoint, distributed, runtime
+from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
-from pipeline.data.loaders import EpochLoader
+from pipeline.data.loaders import Loaders
 from pipeline.data.sequences import permutations
-from pipeline.models.heads import AGE_SCALE, to_normalised
+from pipeline.models.tasks import AGE_SCALE, to_normalised
 
 log = logging.getLogger(__name__)
-Batch = Any
-Step = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+Batch = distributed.Batch
+Step = distributed.Step
 
 
 class NonFiniteLossError(RuntimeError):
@@ -81,61 +78,7 @@ class MultiStep:
         return total, {"loss": total.detach(), **stats}
 
 
-class PairedLoader:
-    """Each labelled age batch paired with the next tuple batch (tuple epochs cycle as needed)."""
-
-    def __init__(self, age: EpochLoader, tuples: EpochLoader | None):
-        self.age, self.tuples = age, tuples
-
-    def epoch(self, epoch: int) -> Iterable:
-        return _Paired(self, epoch)
-
-    def __len__(self) -> int:
-        return len(self.age)
-
-
-class _Paired:
-    def __init__(self, parent: PairedLoader, epoch: int):
-        self.parent, self.epoch_index = parent, epoch
-
-    def __len__(self) -> int:
-        return len(self.parent.age)
-
-    def __iter__(self) -> Iterator:
-        parent = self.parent
-        if parent.tuples is None:
-            for batch in parent.age.epoch(self.epoch_index):
-                yield batch, None
-            return
-        # tuple epochs are numbered from the age epoch, so a resumed run replays the same pairs
-        tuple_epoch = self.epoch_index * 1000
-        tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
-        for batch in parent.age.epoch(self.epoch_index):
-            try:
-                tuple_batch = next(tuple_iter)
-            except StopIteration:
-                tuple_epoch += 1
-                tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
-                tuple_batch = next(tuple_iter)
-            yield batch, tuple_batch
-
-
 # ------------------------------------------------------------------------------------------------- the loop
-@dataclass
-class Loaders:
-    train: Any  # EpochLoader or PairedLoader: has .epoch(e) -> iterable of batches
-    val: Any
-
-
-@dataclass
-class FitState:
-    epoch: int = 0
-    best_score: float = math.inf
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
-
-
 @dataclass
 class FitResult:
     best: dict[str, float]
@@ -170,7 +113,7 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
             size = _batch_size(batch)
             with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
                 loss, stats = step(model, batch)
-            if not _all_finite(loss):  # one host sync per step: a NaN must never reach the weights
+            if not distributed.all_finite(loss):  # one host sync per step: a NaN must never reach the weights
                 raise NonFiniteLossError(f"non-finite loss {loss.item()} ({desc}); the last good checkpoint is "
                                          "kept. Lower the lr (or set amp: false) and run again.")
             if training:
@@ -186,7 +129,7 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
                 totals[key] = totals.get(key, 0) + value.detach().float() * size
             count += size
             ready = time.perf_counter()
-    count = _sum_over_ranks(totals, count)
+    count = distributed.sum_over_ranks(totals, count)
     if training:
         elapsed = time.perf_counter() - started
         log.info("%s: %.1f s, %.0f samples/s (photos or tuples), %.0f%% waiting for data", desc, elapsed,
@@ -194,91 +137,10 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
     return {k: round(float(v) / max(count, 1), 6) for k, v in totals.items()}
 
 
-def _all_finite(loss: torch.Tensor) -> bool:
-    """Under torchrun every rank must agree, or a rank that stops leaves the others waiting in backward."""
-    ok = torch.isfinite(loss.detach()).float()
-    if runtime.world()[1] > 1:
-        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
-    return bool(ok.item())
-
-
-def _sum_over_ranks(totals: dict[str, torch.Tensor], count: int) -> int:
-    """Epoch stats over every rank's share (in place); returns the global sample count."""
-    if runtime.world()[1] == 1:
-        return count
-    keys = sorted(totals)  # every rank ran the same step function, so the keys agree
-    device = next(iter(totals.values())).device if totals else torch.device("cpu")
-    packed = torch.stack([*(totals[k].float() for k in keys), torch.tensor(float(count), device=device)])
-    torch.distributed.all_reduce(packed)
-    totals.update(zip(keys, packed[:-1]))
-    return int(packed[-1].item())
-
-
-class _StepModule(nn.Module):
-    """Runs the step inside forward(), so DistributedDataParallel sees (and syncs) every parameter it uses,
-    also those reached through submodules (multitrain's model.age, model.vcop)."""
-
-    def __init__(self, model: nn.Module, step: Step):
-        super().__init__()
-        self.model, self.step = model, step
-
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.step(self.model, batch)
-
-
-def _call_module(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return module(batch)
-
-
-def _distributed(model: nn.Module, step: Step, device: torch.device) -> tuple[nn.Module, Step]:
-    """(module, step) for the training pass: DDP-wrapped under torchrun, the model itself otherwise."""
-    if runtime.world()[1] == 1:
-        return model, step
-    from torch.nn.parallel import DistributedDataParallel
-
-    ddp = DistributedDataParallel(_StepModule(model, step), device_ids=[device] if device.type == "cuda" else None,
-                                  find_unused_parameters=True)  # e.g. multitrain's frozen distill teacher
-    return ddp, _call_module
-
-
 def _batch_size(batch: Batch) -> int:
     while isinstance(batch, (list, tuple)):
         batch = batch[0]
     return int(batch.shape[0])
-
-
-def fingerprint(cfg: TrainConfig, *parts: Any) -> str:
-    """What a checkpoint was trained from: resuming is only allowed when this matches."""
-    blob = json.dumps([asdict(cfg), [str(p) for p in parts]], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def state_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        h.update(key.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    with runtime.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -312,6 +174,26 @@ def _patience_spent(state: FitState, cfg: TrainConfig) -> bool:
     return bool(cfg.patience and state.bad_epochs >= cfg.patience)
 
 
+def _optimisation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, device: torch.device
+                  ) -> tuple[torch.optim.Optimizer, Any, Any, bool]:
+    """AdamW over the trainable parameters, its warm-up + cosine schedule, the AMP scaler and whether AMP is on."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and _amp_dtype(device) == torch.float16)
+    return opt, scheduler, scaler, use_amp
+
+
+def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -> FitResult:
+    if best_weights is not None:  # selection on val only: the test split never reaches this loop
+        model.load_state_dict(best_weights)
+    best_row = state.history[state.best_epoch] if state.best_epoch >= 0 else state.history[-1]
+    result = {k: v for k, v in best_row.items() if k.startswith("val_")}
+    result["best_epoch"] = best_row["epoch"]
+    return FitResult(best=result, history=state.history)
+
+
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
         select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = ()) -> FitResult:
     """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
@@ -321,28 +203,13 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     resumes from it (a finished one returns at once); any other fingerprint starts afresh.
     """
     to_channels_last(model.to(device))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, len(loaders.train)))
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and _amp_dtype(device) == torch.float16)
+    opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
     # a run with another process count takes other per-rank batches (and BatchNorm statistics): never resume it
-    key = fingerprint(cfg, select, tag, state_digest(model), runtime.world()[1], *fingerprint_parts)
+    key = checkpoint.fingerprint(cfg, select, tag, checkpoint.state_digest(model), runtime.world()[1],
+                                 *fingerprint_parts)
     last = ckpt_dir / "last.pt"
-    state, best_weights = FitState(), None
-    if last.exists():
-        saved = torch.load(last, map_location=device, weights_only=False)
-        if saved.get("fingerprint") == key:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["opt"])
-            scheduler.load_state_dict(saved["scheduler"])
-            scaler.load_state_dict(saved["scaler"])
-            state, best_weights = FitState(**saved["state"]), saved["best_model"]
-            _set_rng_state(saved["rng"])
-            log.info("%s: resuming from %s at epoch %d/%d", tag, last, state.epoch, cfg.epochs)
-        else:
-            log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, last)
-    net, train_step = _distributed(model, step, device)  # after loading: DDP broadcasts rank 0's weights
+    state, best_weights = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
+    net, train_step = distributed.wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
     for epoch in range(state.epoch, cfg.epochs):
@@ -352,29 +219,15 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
                                 cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}")
         val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
-        score = sign * val_stats[select]
-        improved = score < state.best_score
-        if improved:  # kept in memory (a copy is ~ms); written with the resumable state
-            state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-            best_weights = _cpu_copy(model)
-        else:
-            state.bad_epochs += 1
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
-        state.history.append(row)
-        state.epoch = epoch + 1
+        improved = state.record(epoch, sign * val_stats[select], row)
+        if improved:  # kept in memory (a copy is ~ms); written with the resumable state
+            best_weights = _cpu_copy(model)
         finished = state.epoch == cfg.epochs or _patience_spent(state, cfg)
         if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
-            save_checkpoint(last, {"model": model.state_dict(), "opt": opt.state_dict(),
-                                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                                   "state": asdict(state), "rng": _rng_state(), "fingerprint": key,
-                                   "best_model": best_weights})
+            checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights)
             saved_at = time.monotonic()
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
                  "  *best*" if improved else "")
-    if best_weights is not None:  # selection on val only: the test split never reaches this loop
-        model.load_state_dict(best_weights)
-    best_row = state.history[state.best_epoch] if state.best_epoch >= 0 else state.history[-1]
-    result = {k: v for k, v in best_row.items() if k.startswith("val_")}
-    result["best_epoch"] = best_row["epoch"]
-    return FitResult(best=result, history=state.history)
+    return _best_result(model, state, best_weights)

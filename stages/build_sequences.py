@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from pipeline import config, runtime
-from pipeline.data import loaders, manifest, sequences
+from pipeline.data import loaders, sequences
 
 TRAIN, VAL = Path("data/splits/korean_train.csv"), Path("data/splits/korean_val.csv")
 OUT, SUMMARY = Path("data/sequences"), Path("metrics/sequences.json")
@@ -18,7 +18,7 @@ def main() -> None:
         if tuples.empty:
             raise ValueError(f"no {split} tuples from {source}: no person has {cfg.tuple_len} photos "
                              f"{cfg.min_gap_years} years apart; lower build_sequences.min_gap_years or tuple_len")
-        manifest.write_csv(tuples, OUT / f"{split}.csv")
+        runtime.write_csv(OUT / f"{split}.csv", tuples)
         summary.update({f"{split}_{k}": v for k, v in counts.items()})
     runtime.write_json(SUMMARY, summary)
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import conditions, config, runtime, train
+from pipeline import artifacts, config, phases, runtime, train
 from pipeline.data.sequences import tuple_rows
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 
@@ -13,15 +13,15 @@ TUPLES = Path("data/sequences/train.csv")
 
 def main() -> None:
     cfg = config.load_section(config.MultiTrainConfig, "multitrain")
-    budget = conditions.budget(cfg.seed)
+    budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="multitrain")
     tuple_len = tuple_rows(pd.read_csv(TUPLES, nrows=1)).shape[1]
     vcop = VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout)
     model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)), vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
-    metrics, history = conditions.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg,
-                                                 device, step, tuple_batch_of=cfg.tuple_batch_size)
-    conditions.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
+    metrics, history = phases.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg, device, step,
+                                             tuple_batch_of=cfg.tuple_batch_size)
+    artifacts.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
 
 
 if __name__ == "__main__":

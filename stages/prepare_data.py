@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import config, runtime
-from pipeline.data import cache, manifest, sources
+from pipeline.data import cache, sources, summary
 
 MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
 SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
@@ -12,14 +12,13 @@ SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.pn
 
 def main() -> None:
     cfg = config.load_section(config.DataConfig, "data")
-    synthetic = "synthetic" in (cfg.general, cfg.korean)
-    data_seed = cfg.synthetic_config().seed if synthetic else 0  # bad generator params fail here, before writing
+    data_seed = cfg.synthetic.seed if cfg.uses_synthetic else 0
     runtime.setup(seed=data_seed, config=cfg, stage="prepare_data")
     table, info = sources.build_manifest(cfg)
-    manifest.write_csv(table, MANIFEST)
+    runtime.write_csv(MANIFEST, table)
     meta = cache.build_cache(table, Path("."), CACHE, cfg.image_size)
-    sources.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
-    runtime.write_json(SUMMARY, sources.data_summary(table, info, meta))
+    summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
+    runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 
 
 if __name__ == "__main__":

@@ -1,30 +1,31 @@
 """Stage pretrain_vcop: a shared per-photo encoder + VCOP head learn the temporal order of a person's photos."""
 import math
-from pathlib import Path
 
-from pipeline import conditions, config, runtime, train
+from pipeline import artifacts, checkpoint, config, phases, runtime, train
 from pipeline.data.cache import open_images
+from pipeline.data.loaders import Loaders
 from pipeline.models import VCOPModel, build_encoder
 
-SEQUENCES = Path("data/sequences")
+# deps: data/cache, data/sequences
 # outs: models/pretrain_vcop/model.pt, metrics/train/pretrain_vcop.json, metrics/history/pretrain_vcop.csv
 
 
 def main() -> None:
     cfg = config.load_section(config.VCOPConfig, "pretrain_vcop")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="pretrain_vcop")
-    images = open_images(conditions.CACHE)
-    loaders = train.Loaders(
-        train=conditions.tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers),
-        val=conditions.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, False, cfg.num_workers))
+    images = open_images(phases.CACHE)
+    loaders = Loaders(
+        train=phases.tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers),
+        val=phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, False, cfg.num_workers))
     tuple_len = loaders.train.dataset.tuple_len
     model = VCOPModel(build_encoder(cfg.encoder), tuple_len, cfg.head_hidden, cfg.dropout)
-    result = train.fit(model, loaders, train.vcop_step, cfg, conditions.CHECKPOINTS / "pretrain_vcop", device,
-                       select="acc", maximize=True, tag="pretrain_vcop",
-                       fingerprint_parts=(conditions.input_digest(*map(str, SEQUENCES.glob("*.csv"))),))
-    conditions.save_outputs("pretrain_vcop", model, "vcop", cfg.encoder,
-                            {**result.best, "chance_acc": 1 / math.factorial(tuple_len)}, result.history,
-                            tuple_len=tuple_len, head_hidden=cfg.head_hidden)
+    # sorted: glob order is the file system's, and the key must not change with it
+    inputs = checkpoint.input_digest(*sorted(phases.SEQUENCES.glob("*.csv")))
+    result = train.fit(model, loaders, train.vcop_step, cfg, checkpoint.CHECKPOINTS / "pretrain_vcop", device,
+                       select="acc", maximize=True, tag="pretrain_vcop", fingerprint_parts=(inputs,))
+    artifacts.save_outputs("pretrain_vcop", model, "vcop", cfg.encoder,
+                           {**result.best, "chance_acc": 1 / math.factorial(tuple_len)}, result.history,
+                           tuple_len=tuple_len, head_hidden=cfg.head_hidden)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def main() -> None:
     runtime.setup(seed=cfg.seed, config=cfg, stage="split_korean")
     table = manifest.read_manifest(INDEX, check_files=False).rename_axis("cache_row").reset_index()
     general, korean = (table[table["domain"] == d].copy() for d in ("general", "korean"))
-    general["split"] = splits.split_general(general, cfg.seed, cfg.general_val_frac, cfg.korean_test_frac)
+    general["split"] = splits.split_general(general, cfg.seed, cfg.general_val_frac, cfg.general_test_frac)
     if cfg.korean_test_person:
         korean["split"] = splits.split_leave_one_out(korean, cfg.korean_test_person, cfg.seed, cfg.korean_val_frac)
     else:
@@ -22,9 +22,9 @@ def main() -> None:
                                                    "korean")
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):
-            manifest.write_csv(part[part["split"] == split], SPLITS / f"{name}_{split}.csv")
+            runtime.write_csv(SPLITS / f"{name}_{split}.csv", part[part["split"] == split])
     labelled = splits.labelled_subset(korean[korean["split"] == "train"], cfg.label_frac, cfg.seed)
-    manifest.write_csv(labelled, SPLITS / "korean_train_labelled.csv")
+    runtime.write_csv(SPLITS / "korean_train_labelled.csv", labelled)
     summary = splits.summarise(pd.concat([general, korean]))
     summary["korean_train_labelled"] = {"n_persons": int(labelled["person_id"].nunique()), "n_photos": len(labelled)}
     runtime.write_json(SUMMARY, summary)

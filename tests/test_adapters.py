@@ -2,29 +2,12 @@
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from pipeline.data.adapters import ADAPTERS, LayoutError
 from pipeline.data.manifest import validate
-
-
-def photo(path: Path, value: int = 120) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(path)
-
-
-def megaage(root: Path, n_train: int = 6, n_test: int = 3) -> Path:
-    for split, n in (("train", n_train), ("test", n_test)):
-        names = [f"{i + 1}.jpg" for i in range(n)]
-        for name in names:
-            photo(root / split / name)
-        (root / "list").mkdir(parents=True, exist_ok=True)
-        (root / "list" / f"{split}_name.txt").write_text("\n".join(names) + "\n")
-        (root / "list" / f"{split}_age.txt").write_text("\n".join(str(10 + (3 * i) % 60) for i in range(n)) + "\n")
-    return root
+from tests.helpers import megaage, photo
 
 
 def test_megaage_keeps_the_official_split(tmp_path):

@@ -9,9 +9,9 @@ def test_only_runs_that_differ_in_the_varied_param_are_collected():
     params = {"seed": 0, "multitrain.coupling": "rank", "data.synthetic.korean_years": [6.0, 30.0]}
     same = {"params.yaml:seed": 3, "params.yaml:multitrain.coupling": "rank", "data.synthetic.korean_years": ["6", "30"]}
     other = {**same, "params.yaml:multitrain.coupling": "none"}
-    assert aggregate._matches_workspace(same, params, "seed")
-    assert not aggregate._matches_workspace(other, params, "seed")
-    assert aggregate._value_of(same, "seed") == 3
+    assert aggregate.matches_workspace(same, params, "seed")
+    assert not aggregate.matches_workspace(other, params, "seed")
+    assert aggregate.value_of(same, "seed") == 3
 
 
 def test_summary_mean_std_and_pooled_mae():

@@ -4,14 +4,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pipeline.data.sources  # noqa: F401  (registers the source names the loader checks)
+import pipeline.models  # noqa: F401  (registers the encoder names)
 from pipeline import config
 from pipeline.config import ConfigError, load_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {
     "data": config.DataConfig, "split_korean": config.SplitConfig, "build_sequences": config.SequenceConfig,
-    "budget": config.BudgetConfig, "pretrain_vcop": config.VCOPConfig, "train_baseline": config.AgeModelConfig,
-    "finetune_korean": config.AgeModelConfig, "downstream": config.AgeModelConfig,
+    "budget": config.BudgetConfig, "pretrain_vcop": config.VCOPConfig, "train_baseline": config.TrainBaselineConfig,
+    "finetune_korean": config.FinetuneKoreanConfig, "downstream": config.DownstreamConfig,
     "multitrain": config.MultiTrainConfig, "evaluate": config.EvalConfig,
 }
 
@@ -34,7 +36,7 @@ def test_every_section_of_shipped_params_loads(params_file):
         cfg = load_section(cls, section, path)
         assert getattr(cfg, "seed", top_seed) == top_seed
     data = load_section(config.DataConfig, "data", path)
-    data.synthetic_config()
+    assert isinstance(data.synthetic, config.SyntheticConfig)
     budget = load_section(config.BudgetConfig, "budget", path)
     assert budget.phase("general", 0).epochs >= 1 and budget.phase("korean", 0).epochs >= 1
 
@@ -55,7 +57,7 @@ def test_unknown_section_is_rejected(tmp_path):
     params = base_params()
     params["trian_baseline"] = {"encoder": "resnet18"}
     with pytest.raises(ConfigError, match="unknown section.*trian_baseline"):
-        load_section(config.AgeModelConfig, "train_baseline", write(tmp_path, params))
+        load_section(config.TrainBaselineConfig, "train_baseline", write(tmp_path, params))
 
 
 def test_wrong_type_names_key_and_expected_type(tmp_path):
@@ -117,17 +119,54 @@ def test_valid_override_is_used_and_top_level_seed_fills_sections(tmp_path):
     assert cfg.lr == 0.5 and cfg.seed == 7
     # the data set does not follow the training seed (dvc reruns prepare_data only when `data` changes)
     data = load_section(config.DataConfig, "data", write(tmp_path, params))
-    assert data.synthetic_config().seed == 0
+    assert data.synthetic.seed == 0
 
 
-def test_nested_budget_and_synthetic_sections_are_checked(tmp_path):
+def test_nested_budget_and_synthetic_sections_are_checked_at_load(tmp_path):
     params = base_params()
     params["budget"]["korean"]["epochz"] = 3
-    budget = load_section(config.BudgetConfig, "budget", write(tmp_path, params))
     with pytest.raises(ConfigError, match=r"budget\.korean.*epochz"):
-        budget.phase("korean", 0)
+        load_section(config.BudgetConfig, "budget", write(tmp_path, params))
     params = base_params()
     params["data"]["synthetic"]["n_korean_persons"] = -5
-    data = load_section(config.DataConfig, "data", write(tmp_path, params))
-    with pytest.raises(ConfigError, match="n_korean_persons must be >= 10"):
-        data.synthetic_config()
+    with pytest.raises(ConfigError, match=r"data\.synthetic: n_korean_persons must be >= 10"):
+        load_section(config.DataConfig, "data", write(tmp_path, params))
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("train_baseline", "protocol", "linear_probe"),  # protocol means something for downstream only
+    ("finetune_korean", "protocol", "korean_only"),
+    ("finetune_korean", "encoder", "resnet18"),  # it inherits train_baseline's encoder
+])
+def test_keys_are_rejected_where_they_mean_nothing(tmp_path, section, key, value):
+    params = base_params()
+    params[section] = {**(params[section] or {}), key: value}
+    with pytest.raises(ConfigError, match=rf"unknown key.*{section}\.{key}"):
+        load_section(SECTIONS[section], section, write(tmp_path, params))
+
+
+def test_top_level_seed_type_is_reported_as_params_seed(tmp_path):
+    params = base_params()
+    params["seed"] = "0"
+    with pytest.raises(ConfigError, match=r"params\.yaml:seed: expected int, got '0'"):
+        config.check_all(write(tmp_path, params))
+
+
+@pytest.mark.parametrize("section,key,value,registry", [
+    ("data", "korean", "CSV", "'csv'"),  # sources are lower case
+    ("pretrain_vcop", "encoder", "resnet19", "'resnet18'"),
+    ("multitrain", "age_encoder", "tinycnn", "'tiny_cnn'"),
+    ("downstream", "encoder", "r21d", "'r21d_mini'"),
+])
+def test_unknown_registry_names_are_rejected_naming_the_key_and_the_list(tmp_path, section, key, value, registry):
+    params = base_params()
+    params[section] = {**(params[section] or {}), key: value}
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: unknown \w+ '{value}'; available: .*{registry}"):
+        config.check_all(write(tmp_path, params))
+
+
+def test_general_test_frac_has_its_own_key(tmp_path):
+    params = base_params()
+    params["split_korean"]["general_test_frac"] = 0.1
+    cfg = load_section(config.SplitConfig, "split_korean", write(tmp_path, params))
+    assert cfg.general_test_frac == 0.1 and cfg.korean_test_frac == 0.25

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from pipeline.data import cache, loaders, manifest, sequences, splits
-from tests.conftest import write_photos
+from tests.helpers import write_photos
 
 
 # ------------------------------------------------------------------------------------------------ manifests

@@ -1,9 +1,10 @@
-"""End to end: the real `dvc repro` on the smoke profile in a temp copy of the repo, then its real outputs."""
+"""End to end: the real `dvc repro` on the smoke profile in a temp copy of the repo, then its real outputs.
+
+The smoke profile is reproduced once per session (`reproduced`); every test works on its own copy of it.
+"""
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,21 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pipeline", "stages", "profiles", "dvc.yaml", ".dvcignore")
-
-
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(cwd), "AGE_VCOP_DEVICE": "cpu"}
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, make_project, megaage, photo, run
 
 
 def numbers(value):
@@ -42,19 +29,25 @@ def declared(kind: str) -> list[Path]:
             for stage in stages.values() for item in stage.get(kind, [])]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("e2e")
-    for name in SOURCES:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    shutil.copy(ROOT / "tests" / "fixtures" / "params.tiny.yaml", work / "params.yaml")
-    run(["git", "init", "-q"], work)
-    dvc("init", "-q", cwd=work)
-    dvc("config", "core.analytics", "false", cwd=work)
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Path:
+    """The smoke profile reproduced once and committed: a read-only template. Tests never run in it; each takes
+    its own copy (`project`), so any test passes alone, in any order."""
+    work = make_project(tmp_path_factory.mktemp("e2e") / "template")
     dvc("repro", cwd=work)
-    run(["git", "add", "-A"], work)  # experiments (dvc exp run) start from a commit
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
+    commit_all(work)
+    return work
+
+
+def _not_dvc_tmp(folder: str, names: list[str]) -> list[str]:
+    return ["tmp"] if Path(folder).name == ".dvc" else []  # locks and state of the template's dvc runs
+
+
+@pytest.fixture
+def project(reproduced, tmp_path) -> Path:
+    """This test's own copy of the reproduced project (git history, DVC cache and checkpoints included)."""
+    work = tmp_path / "project"
+    shutil.copytree(reproduced, work, symlinks=True, ignore=_not_dvc_tmp)
     return work
 
 
@@ -99,8 +92,8 @@ def test_metrics_show_has_one_row_per_condition(project):
 @pytest.mark.slow
 def test_torchrun_two_gloo_processes_train_with_rank_zero_writing(project, tmp_path):
     """DDP on CPU: 2 processes, same output format as one process; any write from rank 1 raises (runtime.py)."""
-    work = tmp_path / "ddp"
-    shutil.copytree(project, work, ignore=shutil.ignore_patterns(".checkpoints"))
+    work = project
+    shutil.rmtree(work / ".checkpoints")  # a 2-process run never resumes a 1-process checkpoint anyway
     single = {s: json.loads((work / f"metrics/train/{s}.json").read_text()) for s in ("train_baseline", "multitrain")}
     single_history = pd.read_csv(work / "metrics/history/multitrain.csv")
     for stage in ("train_baseline", "multitrain"):  # plain age steps; multitrain's two encoders and coupling
@@ -113,7 +106,7 @@ def test_torchrun_two_gloo_processes_train_with_rank_zero_writing(project, tmp_p
     history = pd.read_csv(work / "metrics/history/multitrain.csv")
     assert list(history.columns) == list(single_history.columns) and len(history) == len(single_history)
     assert not list(work.rglob(".*.tmp"))  # no half-written file left by a second writer
-    run([sys.executable, "-c", "from pipeline.conditions import load_age_model, model_path; "
+    run([sys.executable, "-c", "from pipeline.artifacts import load_age_model, model_path; "
          "load_age_model(model_path('multitrain'))"], work)
 
 
@@ -121,17 +114,19 @@ def test_torchrun_two_gloo_processes_train_with_rank_zero_writing(project, tmp_p
 def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
     from PIL import Image
 
-    Image.new("RGB", (300, 200), (120, 100, 90)).save(tmp_path / "big.png")
-    Image.new("L", (20, 20), 80).save(tmp_path / "grey.jpg")
-    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    photos = tmp_path / "photos"  # beside the project copy, whose own photos must not be picked up
+    photos.mkdir()
+    Image.new("RGB", (300, 200), (120, 100, 90)).save(photos / "big.png")
+    Image.new("L", (20, 20), 80).save(photos / "grey.jpg")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     out = tmp_path / "pred.csv"
-    proc = run([sys.executable, "-m", "pipeline.predict", "--model", "downstream", "--out", str(out), str(tmp_path)],
+    proc = run([sys.executable, "-m", "pipeline.predict", "--model", "downstream", "--out", str(out), str(photos)],
                project, check=False)
     assert proc.returncode == 1, proc.stderr  # 1: some photos could not be read
     table = pd.read_csv(out)
     assert len(table) == 3 and table["predicted_age"].notna().sum() == 2
     assert "broken.jpg" in proc.stderr and "cannot decode" in proc.stderr
-    missing = run([sys.executable, "-m", "pipeline.predict", "--model", "baseline", str(tmp_path / "nope.jpg")],
+    missing = run([sys.executable, "-m", "pipeline.predict", "--model", "baseline", str(photos / "nope.jpg")],
                   project, check=False)
     assert missing.returncode == 2 and "nope.jpg not found" in missing.stderr
 
@@ -145,6 +140,7 @@ def test_exp_run_with_a_misspelt_key_fails_naming_it(project):
 
 @pytest.mark.slow
 def test_seed_experiments_aggregate_to_mean_and_std(project):
+    assert dvc("exp", "run", "-S", "multitrain.couplng=rank", cwd=project, check=False).returncode != 0
     dvc("exp", "run", "-S", "seed=1", cwd=project)
     dvc("exp", "run", "-S", "seed=2", cwd=project)
     proc = run([sys.executable, "-m", "pipeline.aggregate"], project)
@@ -157,8 +153,6 @@ def test_seed_experiments_aggregate_to_mean_and_std(project):
 @pytest.mark.slow
 def test_repro_on_real_layout_fixtures(tmp_path):
     """MegaAge-Asian layout as the general role, a longitudinal CSV set as the Korean role, through the chain."""
-    from tests.test_adapters import megaage, photo
-
     general = megaage(tmp_path / "megaage", n_train=48, n_test=16)
     korean = tmp_path / "family"
     rows = []
@@ -169,15 +163,9 @@ def test_repro_on_real_layout_fixtures(tmp_path):
             rows.append({"path": f"p{p}/{k}.jpg", "person_id": f"fam{p}", "age": age, "date": f"{1990 + 6 * k}-01-01"})
     pd.DataFrame(rows).to_csv(korean / "manifest.csv", index=False)
 
-    work = tmp_path / "project"
-    work.mkdir()
-    for name in SOURCES:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    params = yaml.safe_load((ROOT / "tests" / "fixtures" / "params.tiny.yaml").read_text())
+    params = yaml.safe_load(TINY_PARAMS.read_text())
     params["data"].update(general="megaage_asian", general_root=str(general), korean="csv", korean_root=str(korean))
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    dvc("init", "--no-scm", "-q", cwd=work)
+    work = make_project(tmp_path / "project", yaml.safe_dump(params), git=False)
     dvc("repro", cwd=work)
     summary = json.loads((work / "metrics/data.json").read_text())
     assert summary["general_photos"] == 64 and summary["korean_persons"] == 20
@@ -198,13 +186,14 @@ def test_changed_stage_params_never_resume_an_old_checkpoint(project):
 
 @pytest.mark.slow
 def test_label_budget_study_runs_and_collects(project):
+    dvc("exp", "run", "-S", "seed=2", cwd=project)  # run without the profile's override: collect must skip it
     # a profile that only changes evaluate: the sweep reuses every trained stage it can
     (project / "profiles/quick.yaml").write_text("evaluate:\n  n_bootstrap: 150\n")
     run([sys.executable, "-m", "pipeline.study", "all", "--profile", "quick", "--fractions", "0.5", "1.0",
          "--seeds", "0", "1"], project)
     study = json.loads((project / "metrics/study.json").read_text())
     rows = study["rows"]
-    # the seed-2 run of the aggregation test lacks the profile's override: collect must leave it out
+    # the seed-2 run above lacks the profile's override: collect leaves it out
     assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["seeds"] == [0, 1]
     assert len(rows) == 8 and all(r["n_seeds"] == 2 for r in rows)
     assert {r["label_frac"] for r in rows} == {0.5, 1.0}

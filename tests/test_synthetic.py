@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import ConfigError, SyntheticConfig, build
-from pipeline.data import floor, synthetic
+from pipeline.data import floor, render, synthetic, synthetic_photos
 
 
 def digest(photos) -> str:
@@ -17,14 +17,14 @@ def digest(photos) -> str:
 
 
 def test_same_params_give_identical_bytes_for_any_worker_count(syn_cfg):
-    one = digest(synthetic.generate(syn_cfg, seed=3, size=32, out_dir="x"))
-    again = digest(synthetic.generate(syn_cfg, seed=3, size=32, out_dir="x"))
-    two_workers = digest(synthetic.generate(replace(syn_cfg, workers=2), seed=3, size=32, out_dir="x"))
+    one = digest(synthetic_photos.generate(syn_cfg, seed=3, size=32, out_dir="x"))
+    again = digest(synthetic_photos.generate(syn_cfg, seed=3, size=32, out_dir="x"))
+    two_workers = digest(synthetic_photos.generate(replace(syn_cfg, workers=2), seed=3, size=32, out_dir="x"))
     assert one == again == two_workers
 
 
 def test_other_seed_gives_other_persons(syn_cfg):
-    assert digest(synthetic.generate(syn_cfg, 3, 32, "x")) != digest(synthetic.generate(syn_cfg, 4, 32, "x"))
+    assert digest(synthetic_photos.generate(syn_cfg, 3, 32, "x")) != digest(synthetic_photos.generate(syn_cfg, 4, 32, "x"))
 
 
 def test_domains_counts_and_series(syn_cfg):
@@ -41,7 +41,7 @@ def test_rendered_face_distance_grows_with_age_gap(syn_cfg):
     traits = synthetic.draw_traits(np.random.default_rng(0), "general", syn_cfg)
 
     def face(age: float) -> np.ndarray:  # same nuisance rng: only the age differs
-        return np.asarray(synthetic.render_face(traits, age, 48, np.random.default_rng(1)), float)
+        return np.asarray(render.render_face(traits, age, 48, np.random.default_rng(1)), float)
 
     # pixel L1 is crude across growth *and* greying at once, so each span stays within one regime
     for start, gaps in ((4.0, (0.0, 5.0, 20.0)), (30.0, (0.0, 5.0, 20.0, 40.0))):

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import train
+from pipeline import checkpoint, train
 from pipeline.config import TrainConfig
 from pipeline.data import loaders
 from pipeline.data.sequences import permutations
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
-from pipeline.models.heads import order_margin_loss
+from pipeline.models.tasks import order_margin_loss
 
 CPU = torch.device("cpu")
 
@@ -25,10 +25,10 @@ def toy_images(n: int = 96, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     return images, pd.DataFrame({"cache_row": np.arange(n), "age": ages})
 
 
-def toy_loaders(images, table, cfg) -> train.Loaders:
+def toy_loaders(images, table, cfg) -> loaders.Loaders:
     make = lambda t, is_train: loaders.make_loader(loaders.photo_dataset(images, t), cfg.batch_size, is_train,  # noqa
                                                    cfg.seed, CPU)
-    return train.Loaders(make(table.iloc[:72], True), make(table.iloc[72:], False))
+    return loaders.Loaders(make(table.iloc[:72], True), make(table.iloc[72:], False))
 
 
 def cfg(**overrides) -> TrainConfig:
@@ -46,7 +46,7 @@ def test_fit_lowers_val_mae(tmp_path):
     result = train.fit(fresh_model(), toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path, CPU)
     maes = [row["val_mae"] for row in result.history]
     assert result.best["val_mae"] == min(maes) and min(maes) < 0.6 * maes[0]
-    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)  # plain tensors and containers only
     assert saved["state"]["epoch"] == 6 and saved["state"]["best_epoch"] == result.best["best_epoch"] - 1
 
 
@@ -54,8 +54,8 @@ def test_finished_run_returns_its_best_weights_without_training(tmp_path, monkey
     images, table = toy_images()
     c = cfg(epochs=3, checkpoint_every_s=3600.0)
     writes = []
-    save = train.save_checkpoint
-    monkeypatch.setattr(train, "save_checkpoint", lambda path, payload: (writes.append(path), save(path, payload)))
+    save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint", lambda path, payload: (writes.append(path), save(path, payload)))
     first = fresh_model()
     result = train.fit(first, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
     assert len(writes) == 1  # long interval: only the finished state is written
@@ -119,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     with pytest.raises(train.NonFiniteLossError, match="last good checkpoint is kept"):
         train.fit(fresh_model(), toy_loaders(images, table, cfg()), exploding_step, cfg(), tmp_path, CPU)
-    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)  # plain tensors and containers only
     assert saved["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
 
@@ -187,7 +187,7 @@ def test_fit_runs_multitrain_with_paired_batches(tmp_path):
     c = cfg(epochs=1)
     age = toy_loaders(images, table, c)
     tuple_loader = loaders.make_loader(loaders.tuple_dataset(images, tuples, 0), 4, True, 0, CPU)
-    paired = train.Loaders(train.PairedLoader(age.train, tuple_loader), train.PairedLoader(age.val, None))
+    paired = loaders.Loaders(loaders.PairedLoader(age.train, tuple_loader), loaders.PairedLoader(age.val, None))
     model = multitrain_model("rank")
     result = train.fit(model, paired, train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
     row = result.history[0]

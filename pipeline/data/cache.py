@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from pipeline import runtime
-from pipeline.data.manifest import resolve, write_csv
+from pipeline.data.manifest import resolve
 
 log = logging.getLogger(__name__)
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # a huge photo is decoded (with draft), not refused as a "bomb"
@@ -89,8 +89,8 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path, size: 
         if images_tmp.exists():
             images_tmp.unlink()
     index = manifest.iloc[kept].reset_index(drop=True)
-    write_csv(index, out_dir / "index.csv")
-    write_csv(pd.DataFrame(dropped, columns=["path", "error"]), out_dir / "dropped.csv")
+    runtime.write_csv(out_dir / "index.csv", index)
+    runtime.write_csv(out_dir / "dropped.csv", pd.DataFrame(dropped, columns=["path", "error"]))
     if dropped:
         log.warning("dropped %d undecodable image(s), listed in %s (first: %s)", len(dropped),
                     out_dir / "dropped.csv", dropped[0]["error"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -73,7 +73,9 @@ class RankSlice:
 
     Every rank draws the same global batches (same seed and epoch) and keeps positions rank, rank + N, ...:
     N processes take the same optimizer steps on the same global batches as one process, so the label budget
-    (steps x batch size) does not depend on the process count. A final batch smaller than N is skipped.
+    (steps x batch size) does not depend on the process count. A batch smaller than N (only ever the final
+    one) is skipped, as no rank may get an empty share; `__len__` counts the batches yielded, so the LR schedule
+    sized from it ends where the steps do.
     """
 
     def __init__(self, batches: BatchSampler, rank: int, world_size: int):
@@ -85,7 +87,11 @@ class RankSlice:
                 yield batch[self.rank::self.world_size]
 
     def __len__(self) -> int:
-        return len(self.batches)
+        # from the sizes, not by drawing the batches: that would advance the shuffle's generator
+        n, size = len(self.batches.sampler), self.batches.batch_size
+        full, rest = divmod(n, size)
+        kept = full if size >= self.world_size else 0
+        return kept + int(not self.batches.drop_last and self.world_size <= rest)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -125,3 +131,50 @@ def read_split(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; run `dvc repro split_korean`")
     return pd.read_csv(path, dtype={"person_id": str, "path": str}, keep_default_na=False)
+
+
+@dataclass
+class Loaders:
+    """A training phase's batches; each has .epoch(e) -> iterable of batches (EpochLoader or PairedLoader)."""
+
+    train: Any
+    val: Any
+
+
+class PairedLoader:
+    """Each labelled age batch paired with the next tuple batch (tuple epochs cycle as needed): multitrain."""
+
+    def __init__(self, age: EpochLoader, tuples: EpochLoader | None):
+        self.age, self.tuples = age, tuples
+
+    def epoch(self, epoch: int) -> Iterable:
+        return _Paired(self, epoch)
+
+    def __len__(self) -> int:
+        return len(self.age)
+
+
+class _Paired:
+    def __init__(self, parent: PairedLoader, epoch: int):
+        self.parent, self.epoch_index = parent, epoch
+
+    def __len__(self) -> int:
+        return len(self.parent.age)
+
+    def __iter__(self) -> Iterator:
+        parent = self.parent
+        if parent.tuples is None:  # validation: age batches alone
+            for batch in parent.age.epoch(self.epoch_index):
+                yield batch, None
+            return
+        # tuple epochs are numbered from the age epoch, so a resumed run replays the same pairs
+        tuple_epoch = self.epoch_index * 1000
+        tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
+        for batch in parent.age.epoch(self.epoch_index):
+            try:
+                tuple_batch = next(tuple_iter)
+            except StopIteration:
+                tuple_epoch += 1
+                tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
+                tuple_batch = next(tuple_iter)
+            yield batch, tuple_batch

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import runtime
 
 REQUIRED = ("path", "person_id", "age", "domain")
 OPTIONAL = ("date", "split_hint")
@@ -82,8 +81,3 @@ def read_manifest(path: Path, root: Path | None = None, check_files: bool = True
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ManifestError(f"{path}: not a readable CSV ({err}); expected columns {list(REQUIRED)}") from None
     return validate(df, str(path), root, check_files)
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    with runtime.atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)

@@ -53,7 +53,7 @@ def person_tuples(times: np.ndarray, tuple_len: int, min_gap: float, n_wanted: i
 
 def build_tuples(df: pd.DataFrame, tuple_len: int, min_gap_years: float, tuples_per_person: int,
                  seed: int) -> tuple[pd.DataFrame, dict]:
-    """Tuples of cache rows (`row_0..`, oldest photo last) and counts of used / skipped persons.
+    """Tuples of cache rows (`row_0..` in capture order, row_0 the earliest) and counts of used / skipped persons.
 
     `df` must hold one split's photos with a `cache_row` column; persons are visited in sorted order.
     """

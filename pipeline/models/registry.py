@@ -5,7 +5,7 @@ from typing import Callable
 
 from torch import nn
 
-from pipeline.config import ConfigError
+from pipeline.config import REGISTRIES, ConfigError
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -25,3 +25,6 @@ def build_encoder(name: str, **kwargs) -> nn.Module:
 
 def list_encoders() -> list[str]:
     return sorted(_ENCODERS)
+
+
+REGISTRIES["encoder"] = list_encoders  # params naming an encoder are checked when they load

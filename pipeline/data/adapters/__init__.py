@@ -1,6 +1,7 @@
 """Real-data adapters: each reads one published layout under a root folder and returns the common manifest.
 
-Every adapter returns columns path (absolute), person_id, age, domain, split_hint, date and raises
+Every adapter returns at least path (absolute), person_id, age, domain, split_hint, date (the csv adapter
+passes any further columns of the user's file through; the manifest check validates them) and raises
 LayoutError naming exactly what is missing. Images are assumed to be face crops (see README).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers shared by the adapters: layout errors and the manifest frame they all return."""
+"""Helpers shared by the adapters: layout errors, the photo suffixes and the manifest frame they all return."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+# photo files the adapters and `pipeline.predict` pick up from a folder
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class LayoutError(FileNotFoundError):

@@ -1,4 +1,5 @@
-"""Normalisation and batch augmentation on tensors, on whatever device the batch is on (GPU when present)."""
+"""The models' input step: uint8 photos -> normalised floats, with training-time batch augmentation, on the
+batch's device. Part of every model, so a saved model carries its own normalisation."""
 from __future__ import annotations
 
 import math

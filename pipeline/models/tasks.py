@@ -1,4 +1,5 @@
-"""Task models around an encoder: age regressor, VCOP order predictor, and the coupled multitrain pair."""
+"""Task models around an encoder (age regressor, VCOP order predictor, the coupled multitrain pair), the
+order-ranking loss and the age scaling the age head predicts in."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.data.augment import Preprocess
+from pipeline.models.preprocess import Preprocess
 
 AGE_CENTER, AGE_SCALE = 35.0, 20.0  # the head predicts (age - centre) / scale: unit-sized targets
 
@@ -28,6 +29,19 @@ class AgeRegressor(nn.Module):
         super().__init__()
         self.preprocess, self.encoder = Preprocess(augment), encoder
         self.head = nn.Linear(encoder.feature_dim, 1)
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> AgeRegressor:
+        """A linear probe: the encoder is neither trained nor adapted (eval mode keeps BatchNorm statistics)."""
+        self.encoder.requires_grad_(False)
+        self.encoder_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> AgeRegressor:
+        super().train(mode)
+        if self.encoder_frozen:  # fit() calls model.train() every epoch: keep the probed features fixed
+            self.encoder.eval()
+        return self
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.preprocess(images))
@@ -37,7 +51,7 @@ class AgeRegressor(nn.Module):
 
 
 class VCOPHead(nn.Module):
-    """Xu et al. 2019: every ordered pair of element features -> shared FC; all pairs concatenated -> FC -> T! logits."""
+    """Xu et al. 2019: each pair (i < j) of element features -> shared FC; all pairs concatenated -> FC -> T! logits."""
 
     def __init__(self, feature_dim: int, tuple_len: int, hidden: int = 512, dropout: float = 0.5):
         super().__init__()
@@ -89,7 +103,7 @@ class MultiTrainModel(nn.Module):
 
     The coupling is the only path by which order information can reach the age encoder:
       shared_head  the age encoder's projected tuple features must predict the permutation through the VCOP head
-      distill      its projected pairwise feature differences align with the VCOP encoder's (teacher detached)
+      distill      its projected pairwise feature differences align with the VCOP encoder's (teacher detached here)
       rank         its age predictions on a tuple must respect the tuple's temporal order (margin ranking)
       none         no path: independent training under a summed loss (the control)
     """
