@@ -242,3 +242,15 @@ def test_rank_slices_split_every_global_batch_disjointly():
     shares = [list(loaders.RankSlice(batches, rank, 3)) for rank in range(3)]
     # global batches [0-3], [4-7], [8, 9]: the last is smaller than the 3 processes, so every rank skips it
     assert shares == [[[0, 3], [4, 7]], [[1], [5]], [[2], [6]]]
+
+
+@pytest.mark.parametrize("n,batch_size,drop_last,world_size", [(10, 4, False, 3), (12, 4, False, 3), (10, 4, True, 3),
+                                                                (9, 4, False, 2), (3, 2, False, 4)])
+def test_rank_slice_length_counts_the_batches_it_yields(n, batch_size, drop_last, world_size):
+    """The LR schedule is sized from len(): it must match the steps taken, small final batch skipped or not."""
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    batches = BatchSampler(SequentialSampler(range(n)), batch_size=batch_size, drop_last=drop_last)
+    for rank in range(world_size):
+        shares = loaders.RankSlice(batches, rank, world_size)
+        assert len(shares) == len(list(shares))

@@ -51,3 +51,14 @@ def test_unknown_encoder_lists_available():
 def test_missing_local_weights_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights_path"):
         build_encoder("resnet18", weights_path=str(tmp_path / "none.pth"))
+
+
+def test_linear_probe_trains_the_head_only_and_keeps_batchnorm_statistics():
+    torch.manual_seed(0)
+    model = AgeRegressor(build_encoder("tiny_cnn")).freeze_encoder()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    model.train()  # what fit() does every epoch
+    assert not model.encoder.training and model.head.training
+    model(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)).sum().backward()
+    assert all(p.grad is None for p in model.encoder.parameters()) and model.head.weight.grad is not None
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())  # running stats too
