@@ -11,6 +11,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
 	$(PY) -m pip install --quiet -r requirements.lock
+	# MTCNN face detector (weights inside the wheel). --no-deps: its metadata pins torch<2.3 and numpy<2, but its
+	# real imports (torch, torchvision, numpy, Pillow, requests, tqdm) are already pinned in the lock file above
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

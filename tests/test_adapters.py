@@ -83,3 +83,37 @@ def test_missing_root_and_empty_root_are_explained(tmp_path, name):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LayoutError, match="not found|no photos found"):
         ADAPTERS[name](tmp_path / "empty", "general")
+
+
+def aaf_layout(root: Path, train=("00000A02.jpg", "00001A25.jpg"), val=("00002A61.jpg",)) -> Path:
+    """A tiny All-Age-Faces layout: both image folders, key points and the official lists."""
+    for name in (*train, *val):
+        photo(root / "original images" / name)
+        photo(root / "aglined faces" / name)
+        (root / "key points").mkdir(parents=True, exist_ok=True)
+        (root / "key points" / name.replace(".jpg", ".txt")).write_text("1.0 2.0\n" * 49)
+    (root / "image sets").mkdir(parents=True, exist_ok=True)
+    (root / "image sets" / "train.txt").write_text("".join(f"{n} {i % 2}\n" for i, n in enumerate(train)))
+    (root / "image sets" / "val.txt").write_text("".join(f"{n} 1\n" for n in val))
+    return root
+
+
+@pytest.mark.parametrize("source, folder", [("aaf", "original images"), ("aaf_aligned", "aglined faces")])
+def test_aaf_ages_from_names_official_val_is_the_held_out_list(tmp_path, source, folder):
+    table = validate(ADAPTERS[source](aaf_layout(tmp_path), "general"), "fixture")
+    assert sorted(zip(table["person_id"], table["age"], table["split_hint"])) == [
+        ("aaf_00000", 2, "train"), ("aaf_00001", 25, "train"), ("aaf_00002", 61, "test")]
+    assert all(Path(p).parent.name == folder and Path(p).is_file() for p in table["path"])
+
+
+def test_aaf_bad_lists_are_explained(tmp_path):
+    root = aaf_layout(tmp_path)
+    (root / "image sets" / "val.txt").write_text("00000A02.jpg 0\n")  # also in train.txt
+    with pytest.raises(LayoutError, match="listed twice"):
+        ADAPTERS["aaf"](root, "general")
+    (root / "image sets" / "val.txt").write_text("readme.jpg 0\n")
+    with pytest.raises(LayoutError, match=r"val.txt:1: 'readme.jpg' is not an AAF photo name"):
+        ADAPTERS["aaf"](root, "general")
+    (root / "image sets" / "val.txt").unlink()
+    with pytest.raises(LayoutError, match="image sets/val.txt not found"):
+        ADAPTERS["aaf"](root, "general")

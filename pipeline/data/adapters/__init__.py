@@ -11,7 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
-from pipeline.data.adapters import afad, cacd, csv_manifest, fgnet, megaage_asian, utkface
+from pipeline.data.adapters import aaf, afad, cacd, csv_manifest, fgnet, megaage_asian, utkface
 from pipeline.data.adapters.common import LayoutError
 
 ADAPTERS: dict[str, Callable[[Path, str], pd.DataFrame]] = {
@@ -21,6 +21,8 @@ ADAPTERS: dict[str, Callable[[Path, str], pd.DataFrame]] = {
     "afad": afad.read,
     "cacd": cacd.read,
     "csv": csv_manifest.read,
+    "aaf": aaf.read,
+    "aaf_aligned": aaf.read_aligned,
 }
 
 __all__ = ["ADAPTERS", "LayoutError"]

@@ -1,0 +1,10 @@
+"""Photo to model input: decode (EXIF-upright RGB), detect the face (MTCNN), align it to a template, crop.
+
+photo.py decodes and names what is wrong with a file, detect.py wraps MTCNN, align.py warps to the template,
+preprocess.py is the one function (prepare) that cache building and predict both call, with FaceSettings.
+"""
+from pipeline.faces.photo import PhotoError, load_photo, open_photo
+from pipeline.faces.preprocess import FaceSettings, PreparedFace, prepare, prepare_batch, prepare_many
+
+__all__ = ["FaceSettings", "PhotoError", "PreparedFace", "load_photo", "open_photo", "prepare", "prepare_batch",
+           "prepare_many"]

@@ -1,0 +1,211 @@
+"""THE preprocessing from photo to model input, shared by cache building and predict: settings + prepare().
+
+`face: none` keeps the historical behaviour (photos are face crops: centre square, resized); `face: mtcnn`
+detects the largest face, aligns its eyes and mouth to a template and crops with a margin. A model file stores
+FaceSettings.to_dict() so predict rebuilds exactly the preprocessing its model was trained with.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.faces.align import TEMPLATES, align
+from pipeline.faces.detect import Face, FaceDetector
+from pipeline.faces.photo import PhotoError, open_photo
+
+log = logging.getLogger(__name__)
+FACE_MODES = ("none", "mtcnn")
+Source = str | Path | np.ndarray  # a photo file, or an upright (H, W, 3) uint8 RGB array
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaceSettings:
+    """How a photo becomes a (image_size, image_size, 3) model input; recorded in every model file."""
+
+    face: str = "none"  # none: the photo is already a face crop; mtcnn: detect + align
+    image_size: int = 48
+    margin: float = 0.25  # context around the template's face: 0.25 keeps forehead and chin
+    template: str = "arcface"
+    min_face_size: int = 20  # px in the detector's copy (long side <= max_side)
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN's three stages (its defaults)
+    max_side: int = 400  # the detector sees the photo shrunk to this long side
+
+    def __post_init__(self) -> None:
+        if self.face not in FACE_MODES:
+            raise ValueError(f"face must be one of {FACE_MODES}, got '{self.face}'")
+        if self.template not in TEMPLATES:
+            raise ValueError(f"face template must be one of {sorted(TEMPLATES)}, got '{self.template}'")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if not 0.0 <= self.margin <= 2.0:
+            raise ValueError(f"margin must be in [0, 2], got {self.margin}")
+        if len(self.thresholds) != 3 or not all(0.0 < t < 1.0 for t in self.thresholds):
+            raise ValueError(f"thresholds must be 3 probabilities in (0, 1), got {self.thresholds}")
+        if self.min_face_size < 12 or self.max_side < 4 * self.min_face_size:
+            raise ValueError(f"need min_face_size >= 12 (MTCNN's smallest window) and max_side >= 4 x min_face_size,"
+                             f" got {self.min_face_size} and {self.max_side}")
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+
+    def to_dict(self) -> dict:
+        """Plain JSON/YAML types (a list for thresholds), for a model file or metadata."""
+        data = asdict(self)
+        data["thresholds"] = list(self.thresholds)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FaceSettings:
+        """Inverse of to_dict(); an unknown key raises (a typo must not fall back to a default)."""
+        allowed = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - allowed):
+            raise ValueError(f"unknown face setting(s) {unknown}; allowed: {sorted(allowed)}")
+        values = dict(data)
+        if "thresholds" in values:
+            values["thresholds"] = tuple(values["thresholds"])
+        return cls(**values)
+
+    def detector(self, device: str | torch.device | None = None) -> FaceDetector | None:
+        """The detector these settings use (None for face: none)."""
+        if self.face == "none":
+            return None
+        return FaceDetector(min_face_size=self.min_face_size, thresholds=self.thresholds, max_side=self.max_side,
+                            device=device)
+
+    @property
+    def draft_side(self) -> int:
+        """Smallest side a JPEG may be decoded at (1/2..1/8 draft scale): enough for the detector and the crop."""
+        if self.face == "none":
+            return self.image_size * 2  # as pipeline/data/cache.py has always decoded
+        return max(2 * self.max_side, 4 * self.image_size)
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    """A model input and how it was made. Coordinates are in the upright (EXIF-applied, decoded) photo."""
+
+    pixels: np.ndarray  # (image_size, image_size, 3) uint8
+    face_found: bool  # False for face: none and when the detector found nothing
+    n_faces: int  # faces the detector found (the largest is used); 0 for face: none
+    box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 of the face used
+    score: float | None = None
+    landmarks: np.ndarray | None = None  # (5, 2)
+    fallback: str = ""  # "center_crop" when face: mtcnn found no face and the centre square was used instead
+
+    @property
+    def drop_reason(self) -> str:
+        """"no_face" when a detector was asked for and found none (training data drops such photos), else ""."""
+        return "no_face" if self.fallback else ""
+
+
+def center_crop(photo: Image.Image, size: int) -> np.ndarray:
+    """The centre square resized to size x size: exactly what pipeline/data/cache.py's load_rgb produced."""
+    width, height = photo.size
+    side = min(width, height)
+    box = ((width - side) // 2, (height - side) // 2, (width - side) // 2 + side, (height - side) // 2 + side)
+    resample = Image.Resampling.BILINEAR if side < size else Image.Resampling.LANCZOS
+    return np.asarray(photo.resize((size, size), resample, box=box, reducing_gap=3.0), dtype=np.uint8)
+
+
+def _decode(source: Source, settings: FaceSettings) -> Image.Image:
+    if isinstance(source, np.ndarray):
+        if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+            raise ValueError(f"an array source must be (H, W, 3) uint8 RGB, got {source.shape} {source.dtype}")
+        return Image.fromarray(source)
+    return open_photo(source, settings.draft_side)
+
+
+def _finish(photo: Image.Image, faces: list[Face], settings: FaceSettings) -> PreparedFace:
+    """Align the largest face, or fall back to the centre crop (flagged) when there is none."""
+    if settings.face == "none":
+        return PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0)
+    if not faces:
+        return PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0,
+                            fallback="center_crop")
+    face = faces[0]  # largest: in a photo of one person the others are background faces or false positives
+    pixels, _ = align(np.asarray(photo), face.landmarks, settings.image_size, settings.margin, settings.template)
+    return PreparedFace(pixels, face_found=True, n_faces=len(faces), box=face.box, score=face.score,
+                        landmarks=face.landmarks)
+
+
+def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
+                  detector: FaceDetector | None = None) -> list[PreparedFace | PhotoError]:
+    """prepare() for several photos with one batched detector call; unusable photos come back as PhotoError."""
+    photos: list[Image.Image | PhotoError] = []
+    for source in sources:
+        try:
+            photos.append(_decode(source, settings))
+        except PhotoError as err:
+            photos.append(err)
+    decoded = [i for i, p in enumerate(photos) if not isinstance(p, PhotoError)]
+    faces: list[list[Face]] = [[] for _ in photos]
+    if settings.face != "none" and decoded:
+        detector = detector or _worker_detector(settings)
+        for i, found in zip(decoded, detector.detect([np.asarray(photos[i]) for i in decoded])):
+            faces[i] = found
+    return [p if isinstance(p, PhotoError) else _finish(p, faces[i], settings) for i, p in enumerate(photos)]
+
+
+def prepare(source: Source, settings: FaceSettings, detector: FaceDetector | None = None) -> PreparedFace:
+    """One photo -> model input. Raises PhotoError (reason not_found, unreadable, truncated, too_small).
+
+    With face: mtcnn and no face found, returns the centre crop with fallback="center_crop" (drop_reason
+    "no_face"): predict keeps it flagged, cache building drops it. Pass a detector to reuse its weights.
+    """
+    result = prepare_batch([source], settings, detector)[0]
+    if isinstance(result, PhotoError):
+        raise result
+    return result
+
+
+_DETECTORS: dict[FaceSettings, FaceDetector] = {}  # one per process and settings (weights load once)
+
+
+def _worker_detector(settings: FaceSettings) -> FaceDetector:
+    if settings not in _DETECTORS:
+        _DETECTORS[settings] = settings.detector()
+    return _DETECTORS[settings]
+
+
+def _init_worker(threads: int) -> None:
+    # a forked child must not reuse the parent's OpenMP pool; one thread per process also avoids oversubscription
+    torch.set_num_threads(threads)
+
+
+def _prepare_chunk(job: tuple[list[Source], FaceSettings]) -> list[PreparedFace | PhotoError]:
+    sources, settings = job
+    return prepare_batch(sources, settings)
+
+
+def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int = 2, chunk_size: int = 16,
+                 device: str | None = None, desc: str = "faces") -> Iterable[PreparedFace | PhotoError]:
+    """prepare() for many photos, in input order, with a progress bar; errors are yielded, not raised.
+
+    On the CPU, `workers` processes (1 torch thread each) share the photos in chunks; with workers <= 1 or a
+    CUDA device, one process detects in batches of equal-size photos.
+    """
+    chunks = [list(sources[i:i + chunk_size]) for i in range(0, len(sources), chunk_size)]
+    bar = tqdm(total=len(sources), desc=desc, unit="photo", disable=None)
+    use_cuda = settings.face != "none" and (device == "cuda" or (device is None and torch.cuda.is_available()))
+    try:
+        if workers <= 1 or use_cuda or len(chunks) <= 1:
+            detector = settings.detector(device)
+            for chunk in chunks:
+                results = prepare_batch(chunk, settings, detector)
+                bar.update(len(chunk))
+                yield from results
+            return
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+            for results in pool.imap(_prepare_chunk, [(chunk, settings) for chunk in chunks]):
+                bar.update(len(results))
+                yield from results
+    finally:
+        bar.close()
