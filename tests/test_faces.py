@@ -37,7 +37,8 @@ def test_face_found_and_eyes_land_on_the_template(astronaut, detector):
     assert result.face_found and result.n_faces == 1 and result.fallback == "" and result.score > 0.99
     assert result.pixels.shape == (112, 112, 3) and result.pixels.dtype == np.uint8
     target = template_points("arcface", 112, SETTINGS.margin)[:2]
-    assert np.abs(eyes_in_crop(result.pixels, detector) - target).max() < 4.0  # 4 px of 112: the 4-point fit leaves ~3 px residual on this smile
+    # 4 px of 112: the least-squares fit to eyes + mouth corners leaves ~3 px on the eyes of this wide smile
+    assert np.abs(eyes_in_crop(result.pixels, detector) - target).max() < 4.0
 
 
 def test_in_plane_rotation_is_undone(astronaut, detector):
