@@ -79,7 +79,7 @@ def collect(over: str = "seed") -> pd.DataFrame:
         if not finished(exp):
             continue
         for condition in CONDITION_STAGES:
-            result = _git_json(rev, f"metrics/eval/{condition}.json")
+            result = _git_json(rev, f"metrics/eval/details/{condition}.json")
             if result is None:  # failed or still queued
                 continue
             rows.append({"experiment": exp.get("Experiment") or rev, "rev": rev, "run": str(value),
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     rows = collect(args.over)
     if rows.empty:
-        log.error("no finished experiments with metrics/eval/*.json; run e.g. "
+        log.error("no finished experiments with metrics/eval/details/*.json; run e.g. "
                   "`for s in 0 1 2; do dvc exp run --queue -S seed=$s; done; dvc queue start -j 1`, wait, retry")
         return 2
     text = markdown(summarise(rows))

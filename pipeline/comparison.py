@@ -11,7 +11,7 @@ import torch
 
 from pipeline import artifacts, evaluate, phases, runtime
 from pipeline.config import EvalConfig
-from pipeline.data.splits import BAND_NAMES
+from pipeline.data.splits import AGE_BANDS, BAND_NAMES
 
 REFERENCES = ("baseline", "finetune_korean")  # each other condition gets a paired Δ MAE against these
 Predictions = dict[tuple[str, str], np.ndarray]  # (condition, test split) -> predicted ages (years)
@@ -72,15 +72,36 @@ def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict]) -
 
 
 def band_frame(results: dict[str, dict]) -> pd.DataFrame:
-    """Korean test MAE per age band: one row per band, one column per condition."""
-    return pd.DataFrame({"band": list(BAND_NAMES), **{name: [results[name]["korean"]["mae_band"][b] for b in BAND_NAMES]
-                                                      for name in artifacts.CONDITIONS}})
+    """Korean test MAE per age band: one row per band, one column per condition.
+
+    `band_start` (the band's lowest age) gives `dvc plots` a numeric x axis; `band` names it for people.
+    """
+    return pd.DataFrame({"band": list(BAND_NAMES), "band_start": list(AGE_BANDS[:len(BAND_NAMES)]),
+                         **{name: [results[name]["korean"]["mae_band"][b] for b in BAND_NAMES]
+                            for name in artifacts.CONDITIONS}})
+
+
+def headline(result: dict, vs_finetune: dict | None) -> dict:
+    """A condition's row in `dvc metrics show`: the numbers the study compares, in reading order.
+
+    DVC sorts metric columns by name, so the keys are numbered. The paired Δ MAE vs finetune_korean (negative =
+    better) and its CI are empty (null) for finetune_korean itself.
+    """
+    korean, general = result["korean"], result["general"]
+    return {"1_korean_mae": korean["mae"], "2_korean_cs5": korean["cs5"], "3_korean_bias": korean["bias"],
+            "4_general_mae": general["mae"],
+            "5_dmae_vs_finetune": vs_finetune["mae_diff"] if vs_finetune else None,
+            "6_dmae_ci_low": vs_finetune["ci_low"] if vs_finetune else None,
+            "7_dmae_ci_high": vs_finetune["ci_high"] if vs_finetune else None}
 
 
 def write_outputs(out_dir: Path, results: dict[str, dict], comparison: dict, frames: Tables) -> None:
-    """metrics/eval/<condition>.json, comparison.json and the three plot CSVs."""
+    """metrics/eval/<condition>.json (headline metrics), details/<condition>.json (every number per test split:
+    MAE, RMSE, CS, bias, n, MAE per band), comparison.json and the three plot CSVs."""
     for condition, result in results.items():
-        runtime.write_json(out_dir / f"{condition}.json", result)
+        runtime.write_json(out_dir / f"{condition}.json",
+                           headline(result, comparison["vs_finetune_korean"].get(condition)))
+        runtime.write_json(out_dir / "details" / f"{condition}.json", result)
     runtime.write_json(out_dir / "comparison.json", comparison)
     for name in ("cs_curve", "predictions", "mae_by_band"):
         runtime.write_csv(out_dir / f"{name}.csv", getattr(frames, name))

@@ -2,8 +2,10 @@
 
 The smoke profile is reproduced once per session (`reproduced`); every test works on its own copy of it.
 """
+import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,7 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.artifacts import CONDITIONS
 from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, make_project, megaage, photo, run
+
+
+HEADLINE_KEYS = ["1_korean_mae", "2_korean_cs5", "3_korean_bias", "4_general_mae", "5_dmae_vs_finetune",
+                 "6_dmae_ci_low", "7_dmae_ci_high"]
 
 
 def numbers(value):
@@ -57,7 +64,7 @@ def test_repro_writes_every_declared_metric_finite(project):
         values = list(numbers(json.loads((project / path).read_text())))
         assert values and all(math.isfinite(v) for v in values), path
     for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
-        result = json.loads((project / f"metrics/eval/{condition}.json").read_text())
+        result = json.loads((project / f"metrics/eval/details/{condition}.json").read_text())
         assert result["korean"]["n"] > 0 and 0 <= result["korean"]["cs5"] <= 1
     for path in declared("plots") + [Path("metrics/report.md")] + \
             [Path(f"metrics/plots/{n}.png") for n in ("cs_curve", "scatter", "mae_by_band", "training_curves")]:
@@ -71,22 +78,70 @@ def test_second_repro_is_up_to_date(project):
     assert "up to date" in out and "Running stage" not in out
 
 
+def output_digests(work: Path) -> dict[str, str]:
+    """md5 of every file the pipeline wrote (data, models, metrics) and of dvc.lock."""
+    folders = [work / "data", work / "models", work / "metrics"]
+    files = [f for folder in folders for f in folder.rglob("*") if f.is_file() and f.name != ".gitignore"]
+    return {str(f.relative_to(work)): hashlib.md5(f.read_bytes()).hexdigest() for f in files + [work / "dvc.lock"]}
+
+
 @pytest.mark.slow
-def test_same_params_and_seed_give_identical_metrics(project):
-    """A second full run from scratch (no checkpoints to resume) writes byte-identical metrics on CPU."""
-    before = {path: (project / path).read_text() for path in declared("metrics")}
+def test_same_params_and_seed_give_identical_bytes(project):
+    """A second full run from scratch (no checkpoints to resume) rewrites every output byte for byte on the same
+    machine, models included, so dvc.lock and `git status` stay clean."""
+    before = output_digests(project)
     shutil.rmtree(project / ".checkpoints")
     dvc("repro", "-f", cwd=project)
-    for path, text in before.items():
-        assert (project / path).read_text() == text, path
+    after = output_digests(project)
+    assert after == before, sorted(k for k in before if after.get(k) != before[k])  # dvc.lock included
 
 
 @pytest.mark.slow
-def test_metrics_show_has_one_row_per_condition(project):
-    out = dvc("metrics", "show", "metrics/eval", cwd=project).stdout
-    rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
-    for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
-        assert f"metrics/eval/{condition}.json" in rows
+def test_outputs_keep_the_users_umask(project):
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in ("models/multitrain/model.pt", "metrics/eval/baseline.json", "metrics/report.md"):
+        assert (project / path).stat().st_mode & 0o777 == 0o666 & ~umask, path  # not mkstemp's 0600
+
+
+@pytest.mark.slow
+def test_bad_params_fail_before_any_output_is_touched(project):
+    """DVC deletes a stage's outputs before running it: the check must come first, in check_params."""
+    before = output_digests(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["multitrain"]["couplng"] = "rank"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = dvc("repro", cwd=project, check=False)
+    assert proc.returncode != 0 and "multitrain.couplng" in proc.stdout + proc.stderr
+    assert "Running stage 'multitrain'" not in proc.stdout
+    assert output_digests(project) == before
+
+
+@pytest.mark.slow
+def test_metrics_show_has_one_headline_row_per_condition(project):
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)[""]["data"]
+    assert sorted(shown) == [f"metrics/eval/{c}.json" for c in sorted(CONDITIONS)]
+    for path, entry in shown.items():  # finetune_korean has no Δ vs itself: null, which DVC leaves out
+        expected = HEADLINE_KEYS[:4] if "finetune_korean" in path else HEADLINE_KEYS
+        assert list(entry["data"]) == expected, path
+    table = dvc("metrics", "show", cwd=project).stdout.splitlines()
+    assert table[0].split() == ["Path", *HEADLINE_KEYS] and len(table) == 5
+
+
+@pytest.mark.slow
+def test_plots_show_draws_each_figure_once_with_every_condition(project):
+    shown = json.loads(dvc("plots", "show", "--json", cwd=project).stdout)
+    assert "errors" not in shown, shown.get("errors")
+    plots = shown["data"]
+    histories = {f"metrics/history/{s}.csv" for s in ("pretrain_vcop", "train_baseline", "finetune_korean",
+                                                        "downstream", "multitrain")}
+    comparisons = {"cumulative score CS(n), Korean test", "predicted vs true age, Korean test",
+                   "MAE per age band (x = the band's lowest age), Korean test"}
+    assert set(plots) == histories | comparisons | {"metrics/plots/contact_sheet.png"}
+    for plot_id in comparisons:
+        (plot,) = plots[plot_id]
+        drawn = {row["field"] for row in plot["content"]["data"]["values"]}
+        assert drawn == set(CONDITIONS), plot_id
 
 
 @pytest.mark.slow
@@ -170,7 +225,7 @@ def test_repro_on_real_layout_fixtures(tmp_path):
     summary = json.loads((work / "metrics/data.json").read_text())
     assert summary["general_photos"] == 64 and summary["korean_persons"] == 20
     for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
-        result = json.loads((work / f"metrics/eval/{condition}.json").read_text())
+        result = json.loads((work / f"metrics/eval/details/{condition}.json").read_text())
         assert result["korean"]["n"] > 0 and math.isfinite(result["korean"]["mae"])
 
 
@@ -203,3 +258,23 @@ def test_label_budget_study_runs_and_collects(project):
     assert (project / "metrics/plots/study.png").stat().st_size > 0
     assert "| downstream | 0.5 | 2 |" in (project / "metrics/study.md").read_text()
 
+
+
+@pytest.mark.slow
+def test_a_changed_real_data_root_reruns_prepare_data(tmp_path):
+    """DVC cannot see a data root outside the repository: check_params fingerprints it into data/inputs.json."""
+    korean = tmp_path / "family"
+    rows = [{"path": f"p{p}/{k}.jpg", "person_id": f"fam{p}", "age": 5 + p + 6 * k} for p in range(12) for k in range(4)]
+    for row in rows:
+        photo(korean / row["path"], value=40 + 2 * row["age"])
+    pd.DataFrame(rows).to_csv(korean / "manifest.csv", index=False)
+    params = yaml.safe_load(TINY_PARAMS.read_text())
+    params["data"].update(korean="csv", korean_root=str(korean))
+    work = make_project(tmp_path / "project", yaml.safe_dump(params), git=False)
+    dvc("repro", "prepare_data", cwd=work)
+    assert "Running stage 'prepare_data'" not in dvc("repro", "prepare_data", cwd=work).stdout  # unchanged root
+    rows[0]["age"] += 1  # a corrected age in the manifest
+    pd.DataFrame(rows).to_csv(korean / "manifest.csv", index=False)
+    assert "Running stage 'prepare_data'" in dvc("repro", "prepare_data", cwd=work).stdout
+    photo(korean / "p0/0.jpg", value=200)  # a replaced photo
+    assert "Running stage 'prepare_data'" in dvc("repro", "prepare_data", cwd=work).stdout

@@ -45,6 +45,8 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
     if synthetic_roles:
         frame, info = _synthetic(cfg, synthetic_roles)
         frames.append(frame)
+    else:  # DVC warns on every run about an empty output folder; say why it is empty instead
+        (SYNTHETIC_DIR / "NO_SYNTHETIC_ROLE.txt").write_text("no role of this run uses the synthetic source\n")
     for role, (source, root) in roles.items():
         if source != "synthetic":
             frames.append(validate(ADAPTERS[source](Path(root).expanduser(), role), f"{source} data under {root}"))

@@ -1,0 +1,80 @@
+"""dvc.yaml contract: every stage's deps cover every project module its script imports, directly or not.
+
+A module missing from a stage's deps means a changed default there leaves stale models and metrics that
+`dvc status` calls up to date. Imports inside functions count too (ast walks the whole file).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def module_file(name: str) -> Path | None:
+    """pipeline.data.cache -> pipeline/data/cache.py (or the package's __init__.py); None outside the project."""
+    base = ROOT / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the `pipeline` modules a file imports (from-imports of submodules included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pipeline import train`
+    return {n for n in names if n.split(".")[0] == "pipeline"}
+
+
+def import_closure(script: Path) -> set[Path]:
+    """Every project file `script` needs: its imports, theirs, and each parent package's __init__.py."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in imported_modules(path):
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ first
+                found = module_file(".".join(parts[:depth]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return {p.relative_to(ROOT) for p in seen}
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    return any(path == Path(dep) or Path(dep) in path.parents for dep in deps)
+
+
+def script_of(stage: dict) -> Path:
+    words = stage["cmd"].split()
+    return Path(next(w for w in words if w.endswith(".py")))
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_cover_its_import_closure(name: str) -> None:
+    stage = STAGES[name]
+    deps = [str(d) for d in stage.get("deps", [])]
+    needed = import_closure(ROOT / script_of(stage))
+    missing = sorted(str(p) for p in needed if not covered(p, deps))
+    assert not missing, f"dvc.yaml stage '{name}' imports modules missing from its deps: {missing}"
+
+
+def test_closure_follows_function_level_and_indirect_imports(tmp_path: Path) -> None:
+    """The walker itself: a stage that imports only pipeline.runtime still needs pipeline/__init__.py."""
+    closure = import_closure(ROOT / "stages" / "prepare_data.py")
+    assert Path("pipeline/__init__.py") in closure
+    assert Path("pipeline/runtime.py") in closure
+    assert len(closure) > 5  # config, runtime, data modules, ...
