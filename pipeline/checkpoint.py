@@ -30,6 +30,11 @@ class FitState:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    start: dict = field(default_factory=dict)  # val stats of the starting weights ("epoch 0"), when scored
+
+    def record_start(self, score: float, row: dict) -> None:
+        """The starting weights scored on val: an epoch must beat them to be selected (best_epoch stays -1)."""
+        self.best_score, self.start = score, row
 
     def record(self, epoch: int, score: float, row: dict) -> bool:
         """Log one finished epoch (lower `score` is better); True when it is the best so far."""

@@ -112,6 +112,10 @@ def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
 # kind -> the names a key of that kind may take. Each registry adds itself when imported (pipeline.models:
 # encoders, pipeline.data.sources: data sources), so config imports neither and a stage checks what it builds.
 REGISTRIES: dict[str, Callable[[], list[str]]] = {}
+# encoder key -> the key of the weights it starts from; pipeline.models registers the check (file present, known)
+WEIGHT_KEYS = {"encoder": "encoder_weights", "age_encoder": "age_encoder_weights",
+               "vcop_encoder": "vcop_encoder_weights"}
+WEIGHTS_CHECKS: dict[str, Callable[[str, str], str | None]] = {}
 REGISTERED_KEYS = {"general": "source", "korean": "source", "encoder": "encoder", "age_encoder": "encoder",
                    "vcop_encoder": "encoder"}
 
@@ -122,6 +126,10 @@ def _check_registered_names(cfg: Any, where: str) -> None:
         value = getattr(cfg, key, "")
         if kind in REGISTRIES and isinstance(value, str) and value and value not in (known := REGISTRIES[kind]()):
             raise ConfigError(f"{where}.{key}: unknown {kind} '{value}'; available: {known}")
+    for key, weights_key in WEIGHT_KEYS.items():  # `imagenet` or a file must exist before any stage runs
+        if "encoder" in WEIGHTS_CHECKS and hasattr(cfg, weights_key):
+            if problem := WEIGHTS_CHECKS["encoder"](getattr(cfg, key), getattr(cfg, weights_key)):
+                raise ConfigError(f"{where}.{weights_key}: {problem}")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -225,7 +233,10 @@ class SequenceConfig:
     seed: int
     tuple_len: int
     min_gap_years: float
-    tuples_per_person: int
+    tuples_per_person: int  # per person: the fixed list, or with resample_each_epoch the draw of every epoch
+    # False: one fixed list of tuples (train.csv); True: training tuples drawn afresh each epoch (seeded by epoch)
+    # from all valid tuples of the training persons, as VCOP draws clips (val tuples stay fixed)
+    resample_each_epoch: bool = False
 
     def __post_init__(self) -> None:
         _check(3 <= self.tuple_len <= 5, f"tuple_len must be 3, 4 or 5, got {self.tuple_len}")
@@ -271,14 +282,31 @@ class TrainConfig(OptimConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class KoreanPhaseConfig(OptimConfig):
+    """`budget.korean`: the Korean phase's optimisation, plus what keeps the general domain in it."""
+
+    # share of each Korean training batch drawn from general *training* photos (against forgetting); an epoch
+    # is still one pass over the Korean labelled photos, so a share m takes 1/(1-m) times the steps
+    general_mix: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 <= self.general_mix < 0.9, f"general_mix must be in [0, 0.9), got {self.general_mix}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class BudgetConfig:
     """Section `budget`: the labelled-training budget shared by every age condition (fair comparison)."""
 
     general: OptimConfig
-    korean: OptimConfig
+    korean: KoreanPhaseConfig
+    # a phase that starts from trained weights (fine-tuning) scores them on val as epoch 0 and keeps them when no
+    # epoch beats them, so it never returns weights worse on val than it started with
+    select_start: bool = True
 
     def phase(self, name: Literal["general", "korean"], seed: int) -> TrainConfig:
-        return TrainConfig(seed=seed, **asdict(getattr(self, name)))
+        optim = {f.name for f in fields(OptimConfig)}
+        return TrainConfig(seed=seed, **{k: v for k, v in asdict(getattr(self, name)).items() if k in optim})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,6 +314,7 @@ class VCOPConfig(TrainConfig):
     """Section `pretrain_vcop`: the pretext task."""
 
     encoder: str
+    encoder_weights: str = "none"  # none | imagenet | path to a state dict: the same as train_baseline's
     head_hidden: int = 512
     dropout: float = 0.5
 
@@ -304,9 +333,10 @@ class AgeTrainingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainBaselineConfig(AgeTrainingConfig):
-    """Section `train_baseline`: an age regressor from scratch on the general set."""
+    """Section `train_baseline`: an age regressor on the general set, from `encoder_weights`."""
 
     encoder: str
+    encoder_weights: str = "none"  # none | imagenet | path to a local state dict (README: Initialisation)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -329,6 +359,8 @@ class MultiTrainConfig:
     seed: int
     age_encoder: str
     vcop_encoder: str
+    age_encoder_weights: str = "none"  # the same as train_baseline's and pretrain_vcop's encoder_weights
+    vcop_encoder_weights: str = "none"
     coupling: Literal["shared_head", "distill", "rank", "none"]
     vcop_weight: float
     coupling_weight: float
@@ -371,5 +403,10 @@ SECTION_TYPES: dict[str, type] = {
 def check_all(path: Path = PARAMS_PATH) -> None:
     """Validate every section of a params file; nested ones (data.synthetic, budget.*) are built with their section,
     and source and encoder names are checked against the registries imported (pipeline.profiles imports both)."""
-    for section, cls in SECTION_TYPES.items():
-        load_section(cls, section, path)
+    loaded = {section: load_section(cls, section, path) for section, cls in SECTION_TYPES.items()}
+    starts = {"train_baseline.encoder_weights": loaded["train_baseline"].encoder_weights,
+              "pretrain_vcop.encoder_weights": loaded["pretrain_vcop"].encoder_weights,
+              "multitrain.age_encoder_weights": loaded["multitrain"].age_encoder_weights}
+    if len(set(starts.values())) > 1:  # condition 3 = the same initialisation -> VCOP -> age
+        raise ConfigError(f"{path}: the age path of every condition must start from the same weights; got "
+                          f"{starts}: set them equal")

@@ -1,6 +1,7 @@
 """Age training in phases under the shared budget: which splits each phase reads, its loaders, run_age_phases()."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ CACHE = Path("data/cache")
 SPLITS = Path("data/splits")
 SEQUENCES = Path("data/sequences")
 Phase = Literal["general", "korean"]
+MIX_SEED_OFFSET = 7919  # the mixed-in general photos are shuffled by their own stream, not the Korean one's
 # phase -> (labelled training split, validation split); Korean labels obey the label budget
 PHASE_SPLITS: dict[str, tuple[str, str]] = {
     "general": ("general_train", "general_val"),
@@ -33,11 +35,22 @@ def split_path(name: str) -> Path:
     return SPLITS / f"{name}.csv"
 
 
-def age_loaders(images: np.ndarray, phase: Phase, cfg: TrainConfig, device: torch.device) -> L.Loaders:
+def age_loaders(images: np.ndarray, phase: Phase, cfg: TrainConfig, device: torch.device,
+                general_mix: float = 0.0) -> L.Loaders:
+    """A phase's labelled batches; with `general_mix` > 0 that share of every training batch comes from the
+    general *training* photos (validation stays the phase's own split)."""
     train_split, val_split = PHASE_SPLITS[phase]
+    train_photos = L.photo_dataset(images, L.read_split(split_path(train_split)))
+    n_general = round(general_mix * cfg.batch_size)
+    if n_general:
+        general = L.photo_dataset(images, L.read_split(split_path(PHASE_SPLITS["general"][0])))
+        train = L.MixedLoader(
+            L.make_loader(train_photos, cfg.batch_size - n_general, True, cfg.seed, device, cfg.num_workers),
+            L.make_loader(general, n_general, True, cfg.seed + MIX_SEED_OFFSET, device, cfg.num_workers))
+    else:
+        train = L.make_loader(train_photos, cfg.batch_size, True, cfg.seed, device, cfg.num_workers)
     return L.Loaders(
-        train=L.make_loader(L.photo_dataset(images, L.read_split(split_path(train_split))), cfg.batch_size, True,
-                            cfg.seed, device, cfg.num_workers),
+        train=train,
         val=L.make_loader(L.photo_dataset(images, L.read_split(split_path(val_split))), cfg.batch_size, False,
                           cfg.seed, device, cfg.num_workers),
     )
@@ -52,35 +65,55 @@ def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size:
     if tuples.empty:
         raise ValueError(f"{path} holds no tuples: persons need >= tuple_len photos with min_gap_years between "
                          "them; lower build_sequences.min_gap_years or tuple_len")
-    return L.make_loader(L.tuple_dataset(images, tuples, seed), batch_size, train_mode, seed, device, num_workers)
+    sampling = SEQUENCES / "sampling.json"
+    if split == "train" and sampling.exists() and (draw := json.loads(sampling.read_text()))["resample_each_epoch"]:
+        # fresh tuples each epoch from every valid tuple of the training persons (build_sequences wrote them)
+        photos = L.read_split(SEQUENCES / "train_photos.csv")
+        dataset = L.resampled_tuple_dataset(images, photos, draw["tuple_len"], draw["min_gap_years"],
+                                            draw["tuples_per_person"], [draw["seed"], seed])
+    else:
+        dataset = L.tuple_dataset(images, tuples, seed)
+    return L.make_loader(dataset, batch_size, train_mode, seed, device, num_workers)
+
+
+def sequence_files() -> list[Path]:
+    """Everything build_sequences wrote (sorted: glob order is the file system's): a checkpoint's data key."""
+    return sorted(p for p in SEQUENCES.glob("*") if p.is_file())
 
 
 def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, settings: Any,
                    device: torch.device, step: train.Step, lr_scale: float = 1.0,
-                   tuple_batch_of: int = 0) -> tuple[dict, list[dict]]:
+                   tuple_batch_of: int = 0, from_trained: bool = False) -> tuple[dict, list[dict]]:
     """Train through `phases` in order under the shared budget; the same loop for every condition.
 
     `settings` is the stage's config (its seed seeds every phase); it is part of the checkpoint key, so a
     changed loss or coupling never resumes a checkpoint trained without it. With `tuple_batch_of` > 0 every
-    age batch is paired with a batch of that many VCOP training tuples (multitrain).
+    age batch is paired with a batch of that many VCOP training tuples (multitrain). Every phase after the first,
+    and the first when `from_trained` (the model holds trained weights), is a fine-tuning phase: with
+    budget.select_start it keeps its starting weights unless an epoch beats them on val. The Korean phase mixes
+    budget.korean.general_mix general photos into each batch, in every condition alike.
     """
     images = open_images(CACHE)
     metrics: dict[str, float] = {}
     history: list[dict] = []
-    for phase in phases:
+    for index, phase in enumerate(phases):
         cfg = budget.phase(phase, settings.seed)
         if lr_scale != 1.0:
             cfg = replace(cfg, lr=cfg.lr * lr_scale)
-        loaders = age_loaders(images, phase, cfg, device)
+        general_mix = budget.korean.general_mix if phase == "korean" else 0.0
+        loaders = age_loaders(images, phase, cfg, device, general_mix)
         if tuple_batch_of:
             tuples = tuple_loader(images, "train", tuple_batch_of, cfg.seed, device, True, cfg.num_workers)
             loaders = L.Loaders(L.PairedLoader(loaders.train, tuples), L.PairedLoader(loaders.val, None))
         log.info("%s/%s: %d training batches/epoch, %d val batches", stage, phase, len(loaders.train),
                  len(loaders.val))
-        digest = checkpoint.input_digest(*(split_path(s) for s in PHASE_SPLITS[phase]), SEQUENCES / "train.csv")
+        mixed = (split_path(PHASE_SPLITS["general"][0]),) if general_mix else ()
+        digest = checkpoint.input_digest(*(split_path(s) for s in PHASE_SPLITS[phase]), *mixed, *sequence_files())
         result = train.fit(model, loaders, step, cfg, checkpoint.CHECKPOINTS / stage / phase, device, select="mae",
                            tag=f"{stage}/{phase}",
-                           fingerprint_parts=(digest, asdict(settings), lr_scale, tuple_batch_of))
+                           fingerprint_parts=(digest, asdict(settings), lr_scale, tuple_batch_of,
+                                              *((general_mix,) if general_mix else ())),
+                           select_start=budget.select_start and (index > 0 or from_trained))
         metrics.update({f"{phase}_{k}": v for k, v in result.best.items()})
         history += result.history
     return metrics, history

@@ -188,30 +188,44 @@ def _optimisation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, devi
 def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -> FitResult:
     if best_weights is not None:  # selection on val only: the test split never reaches this loop
         model.load_state_dict(best_weights)
-    best_row = state.history[state.best_epoch] if state.best_epoch >= 0 else state.history[-1]
+    if state.best_epoch >= 0:
+        best_row = state.history[state.best_epoch]
+    else:  # no epoch beat the starting weights (kept, epoch 0), or nothing was scored better than inf
+        best_row = state.start or state.history[-1]
     result = {k: v for k, v in best_row.items() if k.startswith("val_")}
-    result["best_epoch"] = best_row["epoch"]
+    result["best_epoch"] = best_row["epoch"]  # 0: the starting weights were kept
+    if state.start:
+        result.update({f"start_{k}": v for k, v in state.start.items() if k.startswith("val_")})
     return FitResult(best=result, history=state.history)
 
 
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
-        select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = ()) -> FitResult:
+        select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = (),
+        select_start: bool = False) -> FitResult:
     """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
 
     ckpt_dir/last.pt holds everything needed to resume (the best weights too); it is written after the last
     epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
     resumes from it (a finished one returns at once); any other fingerprint starts afresh.
+    With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
+    returned when no epoch beats them; the result then holds `start_val_*` too.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
     # a run with another process count takes other per-rank batches (and BatchNorm statistics): never resume it
     key = checkpoint.fingerprint(cfg, select, tag, checkpoint.state_digest(model), runtime.world()[1],
-                                 *fingerprint_parts)
+                                 *fingerprint_parts, *(("select_start",) if select_start else ()))
     last = ckpt_dir / "last.pt"
     state, best_weights = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
     net, train_step = distributed.wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
+    if select_start and state.epoch == 0:  # eval mode draws no random numbers: training after it is unchanged
+        val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} start")
+        state.record_start(sign * val_stats[select],
+                           {"phase": tag, "epoch": 0, **{f"val_{k}": v for k, v in val_stats.items()}})
+        best_weights = _cpu_copy(model)
+        log.info("%s start (epoch 0)  val %s", tag, val_stats)
     for epoch in range(state.epoch, cfg.epochs):
         if _patience_spent(state, cfg):
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)

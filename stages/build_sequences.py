@@ -6,6 +6,7 @@ from pipeline.data import loaders, sequences
 
 TRAIN, VAL = Path("data/splits/korean_train.csv"), Path("data/splits/korean_val.csv")
 OUT, SUMMARY = Path("data/sequences"), Path("metrics/sequences.json")
+PHOTO_COLUMNS = ["person_id", "cache_row", "age", "date"]  # what a per-epoch draw needs (date orders, when given)
 
 
 def main() -> None:
@@ -20,6 +21,12 @@ def main() -> None:
                              f"{cfg.min_gap_years} years apart; lower build_sequences.min_gap_years or tuple_len")
         runtime.write_csv(OUT / f"{split}.csv", tuples)
         summary.update({f"{split}_{k}": v for k, v in counts.items()})
+        if split == "train" and cfg.resample_each_epoch:  # the loader draws each epoch's tuples from these photos
+            photos = loaders.read_split(source)
+            runtime.write_csv(OUT / "train_photos.csv", photos[[c for c in PHOTO_COLUMNS if c in photos]])
+    runtime.write_json(OUT / "sampling.json", {"resample_each_epoch": cfg.resample_each_epoch, "seed": cfg.seed,
+                                                "tuple_len": cfg.tuple_len, "min_gap_years": cfg.min_gap_years,
+                                                "tuples_per_person": cfg.tuples_per_person})
     runtime.write_json(SUMMARY, summary)
 
 

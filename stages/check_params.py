@@ -7,6 +7,7 @@ do, so a passing check reruns nothing else.
 """
 from pathlib import Path
 
+import pipeline.models  # noqa: F401  (registers encoder names and the encoder_weights check: files must exist)
 from pipeline import config, runtime
 from pipeline.data import roots
 

@@ -13,7 +13,7 @@ def main() -> None:
     model, encoder = artifacts.load_age_model(BASELINE, needed_by="finetune_korean")
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg, device, step,
-                                             cfg.lr_scale)
+                                             cfg.lr_scale, from_trained=True)
     artifacts.save_outputs("finetune_korean", model, "age", encoder, metrics, history)
 
 

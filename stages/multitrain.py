@@ -16,8 +16,9 @@ def main() -> None:
     budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="multitrain")
     tuple_len = tuple_rows(pd.read_csv(TUPLES, nrows=1)).shape[1]
-    vcop = VCOPModel(build_encoder(cfg.vcop_encoder), tuple_len, cfg.head_hidden, cfg.dropout)
-    model = MultiTrainModel(AgeRegressor(build_encoder(cfg.age_encoder)), vcop, cfg.coupling, cfg.rank_margin_years)
+    vcop = VCOPModel(build_encoder(cfg.vcop_encoder, cfg.vcop_encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
+    age = AgeRegressor(build_encoder(cfg.age_encoder, cfg.age_encoder_weights))
+    model = MultiTrainModel(age, vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
     metrics, history = phases.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg, device, step,
                                              tuple_batch_of=cfg.tuple_batch_size)

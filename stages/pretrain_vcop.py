@@ -18,9 +18,8 @@ def main() -> None:
         train=phases.tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers),
         val=phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, False, cfg.num_workers))
     tuple_len = loaders.train.dataset.tuple_len
-    model = VCOPModel(build_encoder(cfg.encoder), tuple_len, cfg.head_hidden, cfg.dropout)
-    # sorted: glob order is the file system's, and the key must not change with it
-    inputs = checkpoint.input_digest(*sorted(phases.SEQUENCES.glob("*.csv")))
+    model = VCOPModel(build_encoder(cfg.encoder, cfg.encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
+    inputs = checkpoint.input_digest(*phases.sequence_files())
     result = train.fit(model, loaders, train.vcop_step, cfg, checkpoint.CHECKPOINTS / "pretrain_vcop", device,
                        select="acc", maximize=True, tag="pretrain_vcop", fingerprint_parts=(inputs,))
     artifacts.save_outputs("pretrain_vcop", model, "vcop", cfg.encoder,

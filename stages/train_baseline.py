@@ -1,4 +1,4 @@
-"""Stage train_baseline (condition 1): age regressor trained on general faces from scratch, no pretext."""
+"""Stage train_baseline (condition 1): age regressor trained on general faces from `encoder_weights`, no pretext."""
 
 from pipeline import artifacts, config, phases, runtime, train
 from pipeline.models import AgeRegressor, build_encoder
@@ -10,7 +10,7 @@ def main() -> None:
     cfg = config.load_section(config.TrainBaselineConfig, "train_baseline")
     budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="train_baseline")
-    model = AgeRegressor(build_encoder(cfg.encoder))
+    model = AgeRegressor(build_encoder(cfg.encoder, cfg.encoder_weights))
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, "train_baseline", ["general"], budget, cfg, device, step,
                                              cfg.lr_scale)

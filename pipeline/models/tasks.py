@@ -22,6 +22,12 @@ def to_normalised(years: torch.Tensor) -> torch.Tensor:
     return (years - AGE_CENTER) / AGE_SCALE
 
 
+def preprocess_for(encoder: nn.Module, preprocess: Preprocess, images: torch.Tensor) -> torch.Tensor:
+    """uint8 photos -> the encoder's input, normalised with the statistics its weights expect (buffers that
+    registry.build_encoder sets and every saved model carries)."""
+    return preprocess(images, getattr(encoder, "input_mean", None), getattr(encoder, "input_std", None))
+
+
 class AgeRegressor(nn.Module):
     """uint8 photos (N, C, H, W) -> normalised age (N,)."""
 
@@ -44,7 +50,7 @@ class AgeRegressor(nn.Module):
         return self
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.preprocess(images))
+        return self.encoder(preprocess_for(self.encoder, self.preprocess, images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)).squeeze(1)
@@ -82,7 +88,7 @@ class VCOPModel(nn.Module):
         self.head = VCOPHead(encoder.feature_dim, tuple_len, hidden, dropout)
 
     def features(self, tuples: torch.Tensor) -> torch.Tensor:
-        return encode_tuples(lambda x: self.encoder(self.preprocess(x)), tuples)
+        return encode_tuples(lambda x: self.encoder(preprocess_for(self.encoder, self.preprocess, x)), tuples)
 
     def forward(self, tuples: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(tuples))

@@ -1,0 +1,130 @@
+"""Issue 18's data options: VCOP tuples drawn afresh each epoch, and general photos mixed into Korean batches."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline import phases
+from pipeline.config import TrainConfig
+from pipeline.data import sequences
+
+CPU = torch.device("cpu")
+
+
+def photos(persons: dict[str, list[float]], first_row: int = 0) -> pd.DataFrame:
+    rows = [(p, a) for p, ages in persons.items() for a in ages]
+    return pd.DataFrame({"person_id": [p for p, _ in rows], "age": [a for _, a in rows],
+                         "cache_row": np.arange(first_row, first_row + len(rows))})
+
+
+def cache_images(n: int) -> np.ndarray:
+    """Pixel (0, 0, 0) of photo r holds r: a batch names the cache rows it came from."""
+    images = np.zeros((n, 4, 4, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(n)
+    return images
+
+
+# --------------------------------------------------------------------------------- tuples drawn each epoch
+TRAIN = photos({f"p{i}": list(np.linspace(10, 40, 8)) for i in range(6)})  # 6 persons x 8 photos, rows 0-47
+VAL = photos({"v0": [10, 20, 30, 40]}, first_row=48)
+
+
+@pytest.fixture
+def sequence_files(in_tmp):
+    def write(resample: bool) -> None:
+        out = phases.SEQUENCES
+        out.mkdir(parents=True, exist_ok=True)
+        for split, df in (("train", TRAIN), ("val", VAL)):
+            sequences.build_tuples(df, 3, 2.0, 4, seed=0)[0].to_csv(out / f"{split}.csv", index=False)
+        TRAIN.to_csv(out / "train_photos.csv", index=False)
+        (out / "sampling.json").write_text(json.dumps({"resample_each_epoch": resample, "seed": 0, "tuple_len": 3,
+                                                       "min_gap_years": 2.0, "tuples_per_person": 4}))
+    return write
+
+
+def drawn(loader, epoch: int) -> set[tuple[int, ...]]:
+    """The tuples (as sorted cache rows: the order is the permutation's) of one epoch."""
+    return {tuple(sorted(t[:, 0, 0, 0].tolist())) for batch, _ in loader.epoch(epoch) for t in batch}
+
+
+def test_training_tuples_are_drawn_afresh_each_epoch_reproducibly(sequence_files):
+    sequence_files(resample=True)
+    images = cache_images(60)
+    loader = phases.tuple_loader(images, "train", 8, 0, CPU, True)
+    first, second = drawn(loader, 0), drawn(loader, 1)
+    assert first != second and len(first) == len(second) == 6 * 4  # tuples_per_person per person per epoch
+    assert drawn(phases.tuple_loader(images, "train", 8, 0, CPU, True), 1) == second  # same seed, same draw
+    assert drawn(phases.tuple_loader(images, "train", 8, 1, CPU, True), 1) != second  # another training seed
+    # over epochs the pool is every valid tuple of the training persons, not the fixed 4 per person
+    assert len(set().union(*(drawn(loader, e) for e in range(6)))) > 2 * len(first)
+    assert all(max(t) < 48 for e in range(3) for t in drawn(loader, e))  # training persons' photos only
+
+
+def test_a_resumed_run_draws_what_an_uninterrupted_one_did(sequence_files):
+    sequence_files(resample=True)
+    images = cache_images(60)
+    uninterrupted = phases.tuple_loader(images, "train", 8, 0, CPU, True)
+    epochs = [[(b.clone(), y.clone()) for b, y in uninterrupted.epoch(e)] for e in range(3)]
+    resumed = phases.tuple_loader(images, "train", 8, 0, CPU, True)  # a new process starting at epoch 2
+    for (a, la), (b, lb) in zip(epochs[2], resumed.epoch(2)):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_drawn_tuples_are_one_person_in_time_order_with_the_gap():
+    df = photos({"a": [10, 11, 14, 20, 30], "b": [5, 6, 7]})  # b has no two photos 2 years apart
+    draw = sequences.TupleDraw(df, 3, 2.0, 3, [0, 0])
+    age_of = df.set_index("cache_row")["age"]
+    for epoch in range(5):
+        rows = draw(epoch)
+        assert rows.shape == (3, 3) and rows.max() <= 4  # person a's photos only
+        assert (np.diff(age_of[rows.ravel()].to_numpy().reshape(rows.shape), axis=1) >= 2.0).all()
+
+
+def test_fixed_tuples_stay_the_default(sequence_files):
+    sequence_files(resample=False)
+    loader = phases.tuple_loader(cache_images(60), "train", 8, 0, CPU, True)
+    fixed = {tuple(r) for r in sequences.tuple_rows(pd.read_csv(phases.SEQUENCES / "train.csv"))}
+    assert drawn(loader, 0) == drawn(loader, 1) == fixed
+    val = phases.tuple_loader(cache_images(60), "val", 8, 0, CPU, False)  # val tuples are never redrawn
+    sequence_files(resample=True)
+    assert drawn(val, 0) == drawn(phases.tuple_loader(cache_images(60), "val", 8, 0, CPU, False), 3)
+
+
+# ----------------------------------------------------------------------------- general photos in Korean batches
+@pytest.fixture
+def split_files(in_tmp):
+    """Korean train rows 0-39 (ages < 50), Korean val 40-49, general train 50-89, general val/test 90-119."""
+    phases.SPLITS.mkdir(parents=True)
+    tables = {"korean_train_labelled": photos({f"k{i}": [20.0 + i] * 4 for i in range(10)}),
+              "korean_val": photos({"kv": [30.0] * 10}, 40),
+              "general_train": photos({f"g{i}": [60.0 + i] * 2 for i in range(20)}, 50),
+              "general_val": photos({f"gv{i}": [70.0] * 2 for i in range(15)}, 90)}
+    for name, table in tables.items():
+        table.to_csv(phases.split_path(name), index=False)
+    return cache_images(120)
+
+
+def test_general_mix_puts_that_share_of_general_training_photos_in_each_korean_batch(split_files):
+    cfg = TrainConfig(seed=0, epochs=1, batch_size=16, lr=1.0e-3)
+    loaders = phases.age_loaders(split_files, "korean", cfg, CPU, general_mix=0.25)
+    korean_seen = []
+    for epoch in range(2):
+        batches = list(loaders.train.epoch(epoch))
+        assert len(batches) == len(loaders.train) == 4  # one pass over the 40 Korean photos, 12 per batch
+        for images, ages in batches:
+            rows = images[:, 0, 0, 0].long()
+            general = rows >= 50
+            assert int(general.sum()) == 4  # round(0.25 x 16) general photos in every batch
+            assert ((rows < 40) | ((rows >= 50) & (rows < 90))).all()  # training photos only: no val, no test
+            assert torch.equal(general, ages >= 60)  # each photo keeps its own label
+            korean_seen += rows[~general].tolist()
+    assert sorted(korean_seen) == sorted(list(range(40)) * 2)  # every Korean photo once per epoch
+    assert all(((images[:, 0, 0, 0] >= 40) & (images[:, 0, 0, 0] < 50)).all() for images, _ in loaders.val.epoch(0))
+
+
+def test_general_mix_zero_is_todays_loader(split_files):
+    cfg = TrainConfig(seed=0, epochs=1, batch_size=8, lr=1.0e-3)
+    plain = [b[1].tolist() for b in phases.age_loaders(split_files, "korean", cfg, CPU).train.epoch(0)]
+    assert all(max(ages) < 50 for ages in plain) and len(plain) == 5
