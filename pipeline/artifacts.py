@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from pipeline import runtime
+from pipeline import phases, runtime
 from pipeline.config import ConfigError
+from pipeline.data.cache import META
 from pipeline.models import AgeRegressor, VCOPModel, build_encoder
 
 # condition (row of the comparison, in report order) -> the stage whose model it evaluates
@@ -24,9 +25,40 @@ def model_path(stage: str) -> Path:
 
 
 def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, **meta) -> None:
-    """Weights plus what rebuilds the model (kind, encoder name, `meta` such as tuple_len): plain values only,
-    so loading needs no pickled code (weights_only=True)."""
+    """Weights plus what rebuilds the model (kind, encoder name, `meta` such as tuple_len or input_record()):
+    plain values only, so loading needs no pickled code (weights_only=True)."""
     runtime.save_torch(path, {"kind": kind, "encoder": encoder, "state": model.state_dict(), **meta})
+
+
+def input_record(trained_on: Sequence[str] = ()) -> dict:
+    """What a model file needs so predict needs nothing else: `preprocess`, the face settings the cache was built
+    with (pipeline.faces.FaceSettings.to_dict()), and for an age model `age_range`, the [min, max] of the ages of
+    its labelled training splits (`trained_on`: phases, e.g. ["general", "korean"]), and their names."""
+    meta = runtime.read_json(phases.CACHE / META)
+    if "face" not in meta:
+        raise ValueError(f"{phases.CACHE / META} does not say how its photos were prepared (built before "
+                         "pipeline.faces); run `dvc repro prepare_data`")
+    record: dict = {"preprocess": meta["face"]}
+    if trained_on:
+        splits = [phases.PHASE_SPLITS[phase][0] for phase in trained_on]
+        ages = pd.concat([pd.read_csv(phases.split_path(s), usecols=["age"])["age"] for s in splits])
+        record.update(age_range=[float(ages.min()), float(ages.max())], trained_on=splits)
+    return record
+
+
+def read_model_file(path: Path) -> dict:
+    """A model file given by its path (predict from anywhere): no hint about stages, only what is wrong."""
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} not found")
+    return runtime.load_torch(path)
+
+
+def age_model_from(payload: dict, path: Path | str = "model") -> AgeRegressor:
+    if payload.get("kind") != "age":
+        raise ValueError(f"{path} holds a '{payload.get('kind')}' model, not an age model")
+    model = AgeRegressor(build_encoder(payload["encoder"]))
+    model.load_state_dict(payload["state"])
+    return model
 
 
 def _load(path: Path, kind: str, needed_by: str) -> dict:
@@ -42,9 +74,7 @@ def _load(path: Path, kind: str, needed_by: str) -> dict:
 
 def load_age_model(path: Path, needed_by: str = "this stage") -> tuple[AgeRegressor, str]:
     payload = _load(path, "age", needed_by)
-    model = AgeRegressor(build_encoder(payload["encoder"]))
-    model.load_state_dict(payload["state"])
-    return model, payload["encoder"]
+    return age_model_from(payload, path), payload["encoder"]
 
 
 def _vcop_from(payload: dict) -> VCOPModel:
@@ -68,14 +98,16 @@ def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn
 
 
 def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, metrics: dict,
-                 history: list[dict], **meta) -> None:
+                 history: list[dict], trained_on: Sequence[str] = (), **meta) -> None:
     """A training stage's three outputs: models/<stage>/model.pt, metrics/train/<stage>.json, its history CSV.
 
+    The model file also records input_record(trained_on): its preprocessing and the ages it learned from
+    (`trained_on`: the phases whose labels its weights saw, those of the model it started from included).
     Under torchrun every rank holds the same weights and metrics; rank 0 writes them.
     """
     if not runtime.is_main():
         return
-    save_model(model_path(stage), model, kind, encoder, **meta)
+    save_model(model_path(stage), model, kind, encoder, **input_record(trained_on), **meta)
     write_history(HISTORY / f"{stage}.csv", history)
     runtime.write_json(TRAIN_METRICS / f"{stage}.json", metrics)
 

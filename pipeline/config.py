@@ -191,10 +191,23 @@ class DataConfig:
     image_size: int
     min_age: float = 0.0
     max_age: float = 80.0
+    # how a real photo becomes model input (pipeline/faces): none = it is a face crop (centre square, resized);
+    # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context.
+    # Synthetic photos are rendered as aligned crops and always take `none`. The model file records these.
+    face: Literal["none", "mtcnn"] = "none"
+    face_margin: float = 0.25  # context around the template's face: 0.25 keeps forehead and chin
+    face_template: Literal["arcface"] = "arcface"
+    face_min_size: int = 20  # smallest face the detector finds, px in its copy of the photo
+    face_max_side: int = 400  # the detector sees the photo shrunk to this long side
     synthetic: SyntheticConfig | None = None  # required when a role's source is synthetic
 
     def __post_init__(self) -> None:
         _check(self.image_size >= 24, f"image_size must be >= 24 px to draw a face, got {self.image_size}")
+        _check(0.0 <= self.face_margin <= 2.0, f"face_margin must be in [0, 2], got {self.face_margin}")
+        # MTCNN's smallest window is 12 px; a detector copy smaller than 4 faces across finds nothing useful
+        _check(self.face_min_size >= 12, f"face_min_size must be >= 12 px, got {self.face_min_size}")
+        _check(self.face_max_side >= 4 * self.face_min_size, f"face_max_side must be >= 4 x face_min_size "
+               f"({4 * self.face_min_size}), got {self.face_max_side}")
         _check(0 <= self.min_age < self.max_age <= 120, f"need 0 <= min_age < max_age <= 120, got "
                f"{self.min_age}..{self.max_age}")
         _check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),

@@ -22,7 +22,8 @@ def main() -> None:
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
     metrics, history = phases.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg, device, step,
                                              tuple_batch_of=cfg.tuple_batch_size)
-    artifacts.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history, coupling=cfg.coupling)
+    artifacts.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history,
+                           trained_on=["general", "korean"], coupling=cfg.coupling)
 
 
 if __name__ == "__main__":

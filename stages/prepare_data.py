@@ -1,10 +1,11 @@
-"""Stage prepare_data: build the manifest of both roles (synthetic by default) and decode it once into the cache."""
+"""Stage prepare_data: the manifest of both roles (synthetic by default), each photo prepared once into the cache
+(data.face: centre crop or detected, aligned face; unusable photos listed in data/cache/dropped.csv)."""
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import config, runtime
-from pipeline.data import cache, sources, summary
+from pipeline.data import cache, cache_build, sources, summary
 
 MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
 SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
@@ -16,7 +17,8 @@ def main() -> None:
     runtime.setup(seed=data_seed, config=cfg, stage="prepare_data")
     table, info = sources.build_manifest(cfg)
     runtime.write_csv(MANIFEST, table)
-    meta = cache.build_cache(table, Path("."), CACHE, cfg.image_size)
+    meta = cache_build.build_cache(table, Path("."), CACHE, cache_build.face_settings(cfg),
+                                   crops=sources.rendered_crops(cfg, table).to_numpy())
     summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 

@@ -14,7 +14,7 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, "train_baseline", ["general"], budget, cfg, device, step,
                                              cfg.lr_scale)
-    artifacts.save_outputs("train_baseline", model, "age", cfg.encoder, metrics, history)
+    artifacts.save_outputs("train_baseline", model, "age", cfg.encoder, metrics, history, trained_on=["general"])
 
 
 if __name__ == "__main__":

@@ -87,3 +87,24 @@ def megaage(root: Path, n_train: int = 6, n_test: int = 3) -> Path:
         (root / "list" / f"{split}_name.txt").write_text("\n".join(names) + "\n")
         (root / "list" / f"{split}_age.txt").write_text("\n".join(str(10 + (3 * i) % 60) for i in range(n)) + "\n")
     return root
+
+
+def face_photos(folder: Path) -> dict[str, Path]:
+    """Real-photo fixtures from skimage's public-domain astronaut (shipped in its wheel, no download): upright,
+    rotated 25 degrees, stored sideways with an EXIF orientation (as phones do), a photo with no face, and a
+    JPEG cut in half."""
+    from skimage.data import astronaut
+
+    folder.mkdir(parents=True, exist_ok=True)
+    face = Image.fromarray(astronaut())
+    paths = {name: folder / f"{name}.jpg" for name in ("upright", "rotated", "exif", "no_face", "truncated")}
+    face.save(paths["upright"], quality=92)
+    face.rotate(25, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(128, 128, 128)).save(paths["rotated"])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the pixels are stored sideways
+    face.transpose(Image.Transpose.ROTATE_90).save(paths["exif"], quality=92, exif=exif)
+    sky = np.linspace(60, 200, 240 * 320 * 3).reshape(240, 320, 3).astype(np.uint8)  # a smooth gradient
+    Image.fromarray(sky).save(paths["no_face"], quality=92)
+    data = paths["upright"].read_bytes()
+    paths["truncated"].write_bytes(data[: len(data) // 2])
+    return paths

@@ -1,13 +1,11 @@
-"""Manifests, the decoded cache, identity-disjoint splits and VCOP tuples."""
-from pathlib import Path
+"""Manifests, identity-disjoint splits and VCOP tuples (the cache: tests/test_cache.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from pipeline.data import cache, loaders, manifest, sequences, splits
+from pipeline.data import loaders, manifest, sequences, splits
 from tests.helpers import write_photos
 
 
@@ -53,53 +51,6 @@ def test_float_ages_are_accepted(good, tmp_path):
 def test_missing_manifest_names_the_stage(tmp_path):
     with pytest.raises(manifest.ManifestError, match="dvc repro prepare_data"):
         manifest.read_manifest(tmp_path / "nope.csv")
-
-
-# ---------------------------------------------------------------------------------------------------- cache
-def odd_images(folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {name: folder / f"{name}.png" for name in ("grey", "alpha", "sixteen", "tiny", "huge", "wide")}
-    Image.fromarray(np.full((20, 20), 100, np.uint8), "L").save(paths["grey"])
-    Image.fromarray(np.zeros((20, 20, 4), np.uint8), "RGBA").save(paths["alpha"])
-    Image.fromarray(np.full((20, 20), 65535, np.uint16)).save(paths["sixteen"])
-    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(paths["tiny"])
-    Image.fromarray(np.full((3000, 3000, 3), 50, np.uint8)).save(paths["huge"])
-    Image.fromarray(np.full((10, 40, 3), 70, np.uint8)).save(paths["wide"])
-    return paths
-
-
-def test_any_readable_photo_decodes_to_a_square_rgb(tmp_path):
-    for name, path in odd_images(tmp_path).items():
-        pixels = cache.load_rgb(path, 24)
-        assert pixels.shape == (24, 24, 3) and pixels.dtype == np.uint8, name
-    assert cache.load_rgb(tmp_path / "sixteen.png", 24).max() == 255  # scaled, not clipped to 255 everywhere
-    assert cache.load_rgb(tmp_path / "alpha.png", 24).mean() == pytest.approx(128, abs=1)  # transparent -> grey
-
-
-def test_corrupt_images_are_dropped_and_reported(tmp_path):
-    table = write_photos(tmp_path / "img", {"a": [10, 20, 30]}, size=128)
-    (tmp_path / "img" / "a_1.jpg").write_bytes(b"not a jpeg at all")
-    truncated = (tmp_path / "img" / "a_2.jpg").read_bytes()
-    (tmp_path / "img" / "a_2.jpg").write_bytes(truncated[: len(truncated) // 3])
-    (tmp_path / "img" / "zero.jpg").write_bytes(b"")
-    table = pd.concat([table, pd.DataFrame([{"path": str(tmp_path / "img" / "zero.jpg"), "person_id": "z",
-                                             "age": 5.0, "domain": "korean"}])], ignore_index=True)
-    meta = cache.build_cache(table, None, tmp_path / "cache", 16, workers=1)
-    dropped = pd.read_csv(tmp_path / "cache" / "dropped.csv")
-    assert meta["n_images"] + meta["n_dropped"] == 4 and meta["n_dropped"] >= 2
-    assert meta["n_dropped"] == 3 and meta["n_images"] == 1
-    for name in ("a_1.jpg", "a_2.jpg", "zero.jpg"):  # garbage bytes, truncated JPEG, empty file
-        assert any(name in p for p in dropped["path"]), name
-    index = pd.read_csv(tmp_path / "cache" / "index.csv")
-    assert len(index) == len(cache.open_images(tmp_path / "cache")) == meta["n_images"]
-
-
-def test_cache_holds_exact_pixels_in_index_order(tmp_path):
-    table = write_photos(tmp_path / "img", {"a": [0, 40], "b": [80]}, size=16)
-    cache.build_cache(table, None, tmp_path / "cache", 16, workers=2)
-    images = cache.open_images(tmp_path / "cache")
-    means = images.reshape(len(images), -1).mean(1)
-    assert images.dtype == np.uint8 and np.all(np.diff(means) > 0)  # brightness follows age, row order kept
 
 
 # --------------------------------------------------------------------------------------------------- splits

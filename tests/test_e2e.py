@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline.artifacts import CONDITIONS
-from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, make_project, megaage, photo, run
+from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, face_photos, make_project, megaage, photo, run
 
 
 HEADLINE_KEYS = ["1_korean_mae", "2_korean_cs5", "3_korean_bias", "4_general_mae", "5_dmae_vs_finetune",
@@ -181,9 +182,33 @@ def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
     table = pd.read_csv(out)
     assert len(table) == 3 and table["predicted_age"].notna().sum() == 2
     assert "broken.jpg" in proc.stderr and "cannot decode" in proc.stderr
-    missing = run([sys.executable, "-m", "pipeline.predict", "--model", "baseline", str(photos / "nope.jpg")],
-                  project, check=False)
-    assert missing.returncode == 2 and "nope.jpg not found" in missing.stderr
+    missing = run([sys.executable, "-m", "pipeline.predict", "--model", "baseline", "--out", str(out),
+                   str(photos / "nope.jpg")], project, check=False)
+    assert missing.returncode == 1 and "nope.jpg: file not found [not_found]" in missing.stderr
+    assert pd.read_csv(out)["outcome"].tolist() == ["not_found"]  # a named row, not a crash or a silent skip
+
+
+@pytest.mark.slow
+def test_exp_run_with_face_detection_on_the_smoke_profile(project, tmp_path):
+    """`-S data.face=mtcnn` runs the whole chain; the synthetic renders are crops already (MTCNN finds a face
+    in only about a third of these 32 px cartoons), so they are kept as they are, and every model file records
+    the detector settings that predict then applies to a real photo, from outside the project."""
+    dvc("exp", "run", "-S", "data.face=mtcnn", cwd=project)
+    meta = json.loads((project / "data/cache/meta.json").read_text())
+    assert meta["face"]["face"] == "mtcnn" and meta["n_as_crops"] == meta["n_images"] > 0
+    assert meta["n_dropped"] == 0
+    assert "n_faces" in pd.read_csv(project / "data/cache/index.csv", nrows=1).columns
+    assert all(math.isfinite(v) for v in numbers(json.loads((project / "metrics/eval/baseline.json").read_text())))
+    photos = face_photos(tmp_path / "photos")
+    out = tmp_path / "pred.csv"
+    env = {**os.environ, "PYTHONPATH": str(project), "AGE_VCOP_DEVICE": "cpu"}  # the code, not the project's files
+    model = project / "models/downstream/model.pt"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.predict", "--model", str(model), "--out", str(out),
+                           str(photos["upright"]), str(photos["no_face"])],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "dvc repro" not in proc.stderr, proc.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["outcome"].tolist() == ["face", "no_face"] and table["fallback"].tolist() == ["", "center_crop"]
 
 
 @pytest.mark.slow

@@ -29,6 +29,13 @@ def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]
     return frame, {f"bayes_floor_mae_{d}": floors[d] for d in domains}
 
 
+def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
+    """True for the photos of a synthetic role: rendered as aligned face crops at the cache resolution, so
+    `data.face` (a detector) does not apply to them; it applies to the real sources' photos."""
+    synthetic_roles = [role for role in ("general", "korean") if getattr(cfg, role) == "synthetic"]
+    return manifest["domain"].isin(synthetic_roles)  # a photo's domain is its role
+
+
 def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
     """The manifest of both roles (general, korean) and what is known about the data (e.g. its Bayes floor)."""
     roles = {"general": (cfg.general, cfg.general_root or cfg.root), "korean": (cfg.korean, cfg.korean_root or cfg.root)}

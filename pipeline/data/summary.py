@@ -32,7 +32,8 @@ def contact_sheet(index: pd.DataFrame, images: np.ndarray, path: Path, n_persons
 def data_summary(manifest: pd.DataFrame, info: dict, cache_meta: dict) -> dict:
     """metrics/data.json: what the sources told (e.g. the Bayes floor), cache counts, persons, photos, age bands."""
     summary = dict(info)
-    summary.update({"n_images_cached": cache_meta["n_images"], "n_images_dropped": cache_meta["n_dropped"]})
+    summary.update({"n_images_cached": cache_meta["n_images"], "n_images_dropped": cache_meta["n_dropped"],
+                    "dropped_by_reason": cache_meta["dropped_by_reason"]})  # no_face, unreadable, ...
     for domain, part in manifest.groupby("domain"):
         summary[f"{domain}_persons"] = int(part["person_id"].nunique())
         summary[f"{domain}_photos"] = len(part)

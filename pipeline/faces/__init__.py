@@ -1,10 +1,12 @@
 """Photo to model input: decode (EXIF-upright RGB), detect the face (MTCNN), align it to a template, crop.
 
 photo.py decodes and names what is wrong with a file, detect.py wraps MTCNN, align.py warps to the template,
-preprocess.py is the one function (prepare) that cache building and predict both call, with FaceSettings.
+preprocess.py is the one preprocessing (prepare / prepare_many for the cache, prepare_faces for predict's
+every face), with FaceSettings.
 """
-from pipeline.faces.photo import PhotoError, load_photo, open_photo
-from pipeline.faces.preprocess import FaceSettings, PreparedFace, prepare, prepare_batch, prepare_many
+from pipeline.faces.photo import REASONS, PhotoError, load_photo, open_photo
+from pipeline.faces.preprocess import (FaceSettings, PreparedFace, prepare, prepare_batch, prepare_faces,
+                                       prepare_many)
 
-__all__ = ["FaceSettings", "PhotoError", "PreparedFace", "load_photo", "open_photo", "prepare", "prepare_batch",
-           "prepare_many"]
+__all__ = ["REASONS", "FaceSettings", "PhotoError", "PreparedFace", "load_photo", "open_photo", "prepare",
+           "prepare_batch", "prepare_faces", "prepare_many"]

@@ -14,8 +14,8 @@ REASONS = ("not_found", "unreadable", "truncated", "too_small")
 class PhotoError(ValueError):
     """A photo that cannot be used; `reason` is one of REASONS and the message names the file.
 
-    A ValueError like pipeline.data.cache.ImageError, with the same "<path>: <what>" message, so the cache can
-    switch to it. Pickles (its fields travel back from worker processes).
+    The message reads "<path>: <what>"; data/cache/dropped.csv and predict's CSV show `reason` and the message.
+    Pickles (its fields travel back from worker processes).
     """
 
     def __init__(self, path: str | Path, reason: str, detail: str) -> None:
@@ -63,15 +63,14 @@ def open_photo(path: str | Path, draft_side: int | None = None) -> Image.Image:
         raise PhotoError(path, "not_found", "file not found") from None
     except UnidentifiedImageError as err:
         raise PhotoError(path, "unreadable", f"cannot decode image ({err})") from None
-    except OSError as err:
-        # Pillow reports a cut-off JPEG/PNG as "image file is truncated" / "broken data stream"
-        text = str(err)
-        reason = "truncated" if "truncated" in text or "broken data stream" in text else "unreadable"
-        raise PhotoError(path, reason, f"cannot decode image ({text})") from None
-    except (SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         if isinstance(err, PhotoError):
             raise
-        raise PhotoError(path, "unreadable", f"cannot decode image ({err})") from None
+        # Pillow reports a cut-off JPEG/PNG as "image file is truncated", "Truncated File Read" (cut inside the
+        # headers) or "broken data stream"
+        text = str(err)
+        reason = "truncated" if "truncated" in text.lower() or "broken data stream" in text else "unreadable"
+        raise PhotoError(path, reason, f"cannot decode image ({text})") from None
 
 
 def load_photo(path: str | Path, draft_side: int | None = None) -> np.ndarray:

@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from pipeline.faces.align import TEMPLATES, align
 from pipeline.faces.detect import Face, FaceDetector
-from pipeline.faces.photo import PhotoError, open_photo
+from pipeline.faces.photo import REASONS, PhotoError, open_photo
 
 log = logging.getLogger(__name__)
 FACE_MODES = ("none", "mtcnn")
+DROP_REASONS = ("no_face", *REASONS)  # why a photo is not a training photo: data/cache/dropped.csv
 Source = str | Path | np.ndarray  # a photo file, or an upright (H, W, 3) uint8 RGB array
 
 
@@ -83,7 +84,7 @@ class FaceSettings:
     def draft_side(self) -> int:
         """Smallest side a JPEG may be decoded at (1/2..1/8 draft scale): enough for the detector and the crop."""
         if self.face == "none":
-            return self.image_size * 2  # as pipeline/data/cache.py has always decoded
+            return self.image_size * 2  # as the cache has always decoded crops (same bytes as before pipeline.faces)
         return max(2 * self.max_side, 4 * self.image_size)
 
 
@@ -106,7 +107,7 @@ class PreparedFace:
 
 
 def center_crop(photo: Image.Image, size: int) -> np.ndarray:
-    """The centre square resized to size x size: exactly what pipeline/data/cache.py's load_rgb produced."""
+    """The centre square resized to size x size: exactly what the cache's historical load_rgb produced."""
     width, height = photo.size
     side = min(width, height)
     box = ((width - side) // 2, (height - side) // 2, (width - side) // 2 + side, (height - side) // 2 + side)
@@ -122,22 +123,27 @@ def _decode(source: Source, settings: FaceSettings) -> Image.Image:
     return open_photo(source, settings.draft_side)
 
 
-def _finish(photo: Image.Image, faces: list[Face], settings: FaceSettings) -> PreparedFace:
-    """Align the largest face, or fall back to the centre crop (flagged) when there is none."""
+def _finish(photo: Image.Image, faces: list[Face], settings: FaceSettings, every_face: bool) -> list[PreparedFace]:
+    """Align the largest face (or every face, largest first), or fall back to the centre crop (flagged)."""
     if settings.face == "none":
-        return PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0)
+        return [PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0)]
     if not faces:
-        return PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0,
-                            fallback="center_crop")
-    face = faces[0]  # largest: in a photo of one person the others are background faces or false positives
-    pixels, _ = align(np.asarray(photo), face.landmarks, settings.image_size, settings.margin, settings.template)
-    return PreparedFace(pixels, face_found=True, n_faces=len(faces), box=face.box, score=face.score,
-                        landmarks=face.landmarks)
+        return [PreparedFace(center_crop(photo, settings.image_size), face_found=False, n_faces=0,
+                             fallback="center_crop")]
+    image = np.asarray(photo)
+    prepared = []
+    # largest first: in a photo of one person the others are background faces or false positives
+    for face in faces if every_face else faces[:1]:
+        pixels, _ = align(image, face.landmarks, settings.image_size, settings.margin, settings.template)
+        prepared.append(PreparedFace(pixels, face_found=True, n_faces=len(faces), box=face.box, score=face.score,
+                                     landmarks=face.landmarks))
+    return prepared
 
 
-def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
-                  detector: FaceDetector | None = None) -> list[PreparedFace | PhotoError]:
-    """prepare() for several photos with one batched detector call; unusable photos come back as PhotoError."""
+def prepare_faces(sources: Sequence[Source], settings: FaceSettings, detector: FaceDetector | None = None,
+                  every_face: bool = True) -> list[list[PreparedFace] | PhotoError]:
+    """Each photo's faces (every one found, largest first; one flagged centre crop when none is found) with one
+    batched detector call; an unusable photo comes back as its PhotoError. What predict uses."""
     photos: list[Image.Image | PhotoError] = []
     for source in sources:
         try:
@@ -150,7 +156,14 @@ def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
         detector = detector or _worker_detector(settings)
         for i, found in zip(decoded, detector.detect([np.asarray(photos[i]) for i in decoded])):
             faces[i] = found
-    return [p if isinstance(p, PhotoError) else _finish(p, faces[i], settings) for i, p in enumerate(photos)]
+    return [p if isinstance(p, PhotoError) else _finish(p, faces[i], settings, every_face)
+            for i, p in enumerate(photos)]
+
+
+def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
+                  detector: FaceDetector | None = None) -> list[PreparedFace | PhotoError]:
+    """prepare() for several photos with one batched detector call; unusable photos come back as PhotoError."""
+    return [r if isinstance(r, PhotoError) else r[0] for r in prepare_faces(sources, settings, detector, False)]
 
 
 def prepare(source: Source, settings: FaceSettings, detector: FaceDetector | None = None) -> PreparedFace:
