@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from pipeline import artifacts, evaluate, runtime
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
@@ -91,8 +92,10 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
     detector = settings.detector(device)
     model.to(device).eval()
     rows: list[dict] = []
+    bar = tqdm(total=len(paths), desc="predict", unit="photo", disable=None)  # hidden outside a terminal
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
+        bar.update(len(chunk))
         pixels, face_rows = [], []
         for path, result in zip(chunk, prepare_faces([str(p) for p in chunk], settings, detector)):
             if isinstance(result, PhotoError):
@@ -112,6 +115,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                 if not low <= age <= high:
                     row["warning"] = f"outside the trained age range {low:g}-{high:g}"
                     log.warning("%s: predicted %.1f years, %s; treat with care", row["path"], age, row["warning"])
+    bar.close()
     return pd.DataFrame(rows, columns=COLUMNS).astype({"face_index": "Int64", "n_faces": "Int64"})
 
 
