@@ -220,8 +220,11 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     net, train_step = distributed.wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
-    if select_start and state.epoch == 0:  # eval mode draws no random numbers: training after it is unchanged
-        val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} start")
+    if select_start and state.epoch == 0:
+        # forked RNG: iterating a DataLoader draws its base seed from the global generator, and training after
+        # this pass must draw exactly what it would without it (same augmentations, same dropout)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} start")
         state.record_start(sign * val_stats[select],
                            {"phase": tag, "epoch": 0, **{f"val_{k}": v for k, v in val_stats.items()}})
         best_weights = _cpu_copy(model)
