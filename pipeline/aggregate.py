@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from pipeline import runtime
 from pipeline.config import flatten, read_params
@@ -66,13 +67,26 @@ def _git_json(rev: str, path: str) -> dict | None:
     return json.loads(text) if text is not None else None
 
 
-def collect(over: str = "seed") -> pd.DataFrame:
-    """One row per (experiment, condition): finished experiments derived from HEAD, same params but `over`."""
+def experiments(rev: str | None = None) -> tuple[list[dict], dict]:
+    """`dvc exp show` rows of the experiments based on commit `rev` (default: HEAD, as `dvc exp show`), and
+    that commit's params.yaml, flat: experiments are compared with the params they were run from, so
+    collecting after a later commit (`--rev <commit>`) works."""
     import dvc.api  # imported here: the rest of the package does not need dvc
 
-    params = flatten(read_params())
+    if rev is None:
+        return dvc.api.exp_show(), flatten(read_params())
+    text = git_show(rev, "params.yaml")
+    if text is None:
+        raise SystemExit(f"error: no params.yaml in revision {rev!r}; give a commit of this repository")
+    return dvc.api.exp_show(revs=rev), flatten(yaml.safe_load(text) or {})
+
+
+def collect(over: str = "seed", rev: str | None = None) -> pd.DataFrame:
+    """One row per (experiment, condition): finished experiments derived from `rev` (HEAD), same params but
+    `over`."""
+    exps, params = experiments(rev)
     rows = []
-    for exp in dvc.api.exp_show():
+    for exp in exps:
         rev, value = exp.get("rev"), value_of(exp, over)
         if not rev or rev == "workspace" or value is None or not matches_workspace(exp, params, over):
             continue
@@ -116,12 +130,13 @@ def markdown(table: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--over", default="seed", help="the param that varies between runs (default: seed)")
+    parser.add_argument("--rev", default=None, help="collect the experiments of this commit (default: HEAD)")
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file (default: metrics/<last part of --over>s.md, e.g. metrics/seeds.md)")
     args = parser.parse_args(argv)
     out = args.out or Path("metrics") / f"{args.over.split('.')[-1]}s.md"
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
-    rows = collect(args.over)
+    rows = collect(args.over, args.rev)
     if rows.empty:
         log.error("no finished experiments with metrics/eval/details/*.json; run e.g. "
                   "`for s in 0 1 2; do dvc exp run --queue -S seed=$s; done; dvc queue start -j 1`, wait, retry")

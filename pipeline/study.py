@@ -27,7 +27,6 @@ import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
-from pipeline.config import flatten, read_params
 from pipeline.evaluate import compare
 
 log = logging.getLogger("pipeline.study")
@@ -54,14 +53,13 @@ def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
     return pd.read_csv(io.StringIO(text), dtype={"person_id": str}) if text is not None else None
 
 
-def collect_runs(overrides: dict) -> tuple[pd.DataFrame, float | None]:
-    """Per-photo Korean-test predictions of every finished study experiment run with a profile's `overrides`
-    (one row per run and photo), and the Korean Bayes floor of their data."""
-    import dvc.api
-
-    params = {**flatten(read_params()), **overrides}
+def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame, float | None]:
+    """Per-photo Korean-test predictions of every finished study experiment based on commit `rev` (HEAD) and
+    run with a profile's `overrides` (one row per run and photo), and the Korean Bayes floor of their data."""
+    exps, base = aggregate.experiments(rev)
+    params = {**base, **overrides}
     frames, data_json = [], None
-    for exp in dvc.api.exp_show():
+    for exp in exps:
         rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
         fraction = aggregate.value_of(exp, FRACTION_KEY)
         if not rev or rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
@@ -146,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--profile", default="study", help="profiles/<name>.yaml, or `default` for params.yaml")
+    parser.add_argument("--rev", default=None, help="collect: the experiments of this commit (default: HEAD)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     if args.action in ("run", "all"):
         run(args.fractions, args.seeds, args.profile)
     if args.action in ("collect", "all"):
         overrides = profiles.overrides(args.profile)
-        runs, floor = collect_runs(overrides)
+        runs, floor = collect_runs(overrides, args.rev)
         if runs.empty:
             log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
                       "--profile %s` first", args.profile, args.profile)

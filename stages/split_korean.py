@@ -20,6 +20,7 @@ def main() -> None:
     else:
         korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
                                                    "korean")
+    splits.check_evaluable(korean, leave_one_out=bool(cfg.korean_test_person))
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):
             runtime.write_csv(SPLITS / f"{name}_{split}.csv", part[part["split"] == split])

@@ -48,6 +48,26 @@ def test_float_ages_are_accepted(good, tmp_path):
     assert manifest.read_manifest(path)["age"].tolist() == [10.5, 20.25, 30.0, 40.0]
 
 
+def test_line_numbers_count_blank_lines(good, tmp_path):
+    path = tmp_path / "m.csv"
+    header, *rows = good.assign(age=[10, 20, 30, 140]).to_csv(index=False).splitlines()
+    path.write_text("\n".join([header, rows[0], "", "", rows[1], rows[2], rows[3]]) + "\n")
+    with pytest.raises(manifest.ManifestError, match=r"impossible age at line\(s\) 7 "):
+        manifest.read_manifest(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "the file is empty"),
+    ("path,person_id,age,domain\na.jpg,a,10,korean\nb.jpg,b,20,korean,extra,fields\n", r"malformed CSV.*line 3"),
+])
+def test_empty_or_malformed_manifest_names_file_and_line(tmp_path, text, message):
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    with pytest.raises(manifest.ManifestError, match=message) as err:
+        manifest.read_manifest(path)
+    assert str(path) in str(err.value)
+
+
 def test_missing_manifest_names_the_stage(tmp_path):
     with pytest.raises(manifest.ManifestError, match="dvc repro prepare_data"):
         manifest.read_manifest(tmp_path / "nope.csv")
@@ -94,6 +114,15 @@ def test_too_few_persons_gives_an_empty_split_error():
     df = many_persons(2)
     with pytest.raises(splits.EmptySplitError, match="split is empty"):
         splits.split_by_identity(df, 0, 0.15, 0.25, "korean")
+
+
+def test_a_test_split_too_small_for_a_ci_fails_naming_the_keys():
+    df = many_persons(8)
+    df["split"] = splits.split_by_identity(df, 0, 0.25, 0.25, "korean")
+    assert df.loc[df["split"] == "test", "person_id"].nunique() == 2
+    with pytest.raises(splits.EmptySplitError, match="split_korean.korean_test_frac.*korean_test_person"):
+        splits.check_evaluable(df, leave_one_out=False)
+    splits.check_evaluable(df, leave_one_out=True)  # one test person is the protocol there
 
 
 def test_general_keeps_official_test_list_and_carves_val_by_person():

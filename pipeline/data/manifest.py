@@ -11,6 +11,7 @@ REQUIRED = ("path", "person_id", "age", "domain")
 OPTIONAL = ("date", "split_hint")
 DOMAINS = ("general", "korean")
 MAX_AGE = 120.0
+CSV_LINES = "csv_lines"  # DataFrame.attrs key: each row's line number in the file it was read from
 
 
 class ManifestError(ValueError):
@@ -18,8 +19,12 @@ class ManifestError(ValueError):
 
 
 def _rows(mask: pd.Series | np.ndarray, df: pd.DataFrame, limit: int = 5) -> str:
-    """CSV line numbers (header is line 1) of the offending rows, a few of them."""
-    lines = (np.flatnonzero(np.asarray(mask)) + 2).tolist()
+    """CSV line numbers (header is line 1) of the offending rows, a few of them.
+
+    A table from read_table() carries its rows' own line numbers (blank lines skipped); others count from 2.
+    """
+    numbers = np.asarray(df.attrs.get(CSV_LINES, np.arange(len(df)) + 2))
+    lines = numbers[np.flatnonzero(np.asarray(mask))].tolist()
     shown = ", ".join(str(x) for x in lines[:limit])
     return f"line(s) {shown}" + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
 
@@ -72,12 +77,28 @@ def resolve(path: str, root: Path | None) -> Path:
     return p if p.is_absolute() or root is None else root / p
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A manifest-like CSV as strings, each row remembering its line number; every unreadable case names the file.
+
+    Blank lines are skipped but still counted, so an error message points at the line a user sees in an editor.
+    """
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise ManifestError(f"{path}: the file is empty; expected a header line with columns {list(REQUIRED)} "
+                            "and one line per photo") from None
+    except pd.errors.ParserError as err:  # pandas names the line: "Expected 3 fields in line 5, saw 4"
+        raise ManifestError(f"{path}: malformed CSV: {str(err).strip()}; quote fields that contain commas") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 CSV") from None
+    keep = df.notna().any(axis=1).to_numpy()  # blank lines read as all-NaN rows
+    lines = np.flatnonzero(keep) + 2
+    df = df[keep].reset_index(drop=True)
+    df.attrs[CSV_LINES] = lines.tolist()  # a list: pandas compares attrs with ==, ambiguous for arrays
+    return df
+
+
 def read_manifest(path: Path, root: Path | None = None, check_files: bool = True) -> pd.DataFrame:
     if not path.exists():
         raise ManifestError(f"{path} not found; run `dvc repro prepare_data` (or check params.yaml:data)")
-    try:
-        df = pd.read_csv(path, dtype={"person_id": str, "path": str, "date": str, "split_hint": str},
-                         keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{path}: not a readable CSV ({err}); expected columns {list(REQUIRED)}") from None
-    return validate(df, str(path), root, check_files)
+    return validate(read_table(path), str(path), root, check_files)

@@ -39,10 +39,27 @@ def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: f
     split = df["person_id"].map(assignment)
     for name in required:
         if not (split == name).any():
-            raise EmptySplitError(
-                f"{where}: the {name} split is empty ({person_age.size} persons); add persons or raise "
-                f"{'val_frac' if name == 'val' else 'test_frac' if name == 'test' else 'the train share'}")
+            fix = (f"raise params.yaml:split_korean.{where}_{name}_frac" if name != "train" else
+                   f"lower split_korean.{where}_val_frac / {where}_test_frac")
+            raise EmptySplitError(f"{where}: the {name} split is empty ({person_age.size} persons); add persons "
+                                  f"or {fix}")
     return split
+
+
+MIN_TEST_PERSONS = 3  # fewer and the person-level bootstrap CIs of evaluate are meaningless
+
+
+def check_evaluable(korean: pd.DataFrame, leave_one_out: bool) -> None:
+    """Fail in split_korean, not after hours of training, when the Korean test split cannot carry a CI.
+
+    A leave-one-person-out fold has one test person by design (its folds are aggregated instead).
+    """
+    n_test = korean.loc[korean["split"] == "test", "person_id"].nunique()
+    if not leave_one_out and n_test < MIN_TEST_PERSONS:
+        raise EmptySplitError(
+            f"korean: the test split holds {n_test} person(s) of {korean['person_id'].nunique()}; paired CIs "
+            f"need >= {MIN_TEST_PERSONS}. Add Korean persons, raise params.yaml:split_korean.korean_test_frac, "
+            "or set split_korean.korean_test_person for leave-one-person-out folds")
 
 
 def split_leave_one_out(df: pd.DataFrame, person: str, seed: int, val_frac: float) -> pd.Series:

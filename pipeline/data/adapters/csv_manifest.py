@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.data.adapters.common import LayoutError, require_dir
+from pipeline.data.manifest import read_table
 
 LAYOUT = "<root>/manifest.csv with columns path,person_id,age[,date] (date as YYYY-MM-DD)"
 
@@ -15,8 +16,7 @@ def read(root: Path, domain: str) -> pd.DataFrame:
     path = root / "manifest.csv"
     if not path.is_file():
         raise LayoutError(f"manifest.csv not found under {root}; expected {LAYOUT}")
-    table = pd.read_csv(path, dtype={"person_id": str, "path": str, "date": str}, keep_default_na=False,
-                        na_values=[""])
+    table = read_table(path)
     if "path" in table:
         table["path"] = [str(p if Path(p).is_absolute() else (root / p).resolve()) for p in table["path"]]
     table["domain"] = domain  # the role decides the domain, whatever the file says

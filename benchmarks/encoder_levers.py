@@ -1,0 +1,75 @@
+"""Training-step throughput of candidate age encoders at the default resolution, measured side by side.
+
+    python benchmarks/encoder_levers.py [--size 48] [--batch 64] [--rounds 5] [--steps 6]
+
+Each round times `--steps` training steps (forward, L1 loss, backward, AdamW) of every candidate in turn, so a
+busy machine slows all candidates alike; the table gives the median photos/s over rounds and the ratio to
+resnet18 (today's default). Candidates are registry encoders (pipeline/models/encoders.py) plus
+torch.compile and channels_last variants of the fastest ones. Accuracy is not measured here: see
+benchmarks/README.md for the stage runs that compared the candidates on validation.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from pipeline.models import AgeRegressor, build_encoder, list_encoders
+
+
+def train_step_rate(model: nn.Module, images: torch.Tensor, ages: torch.Tensor, steps: int,
+                    opt: torch.optim.Optimizer) -> float:
+    model.train()
+    started = time.perf_counter()
+    for _ in range(steps):
+        loss = (model(images) - ages).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * len(images) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--encoders", nargs="+", default=[e for e in list_encoders() if e not in ("r21d_mini",)])
+    parser.add_argument("--compile", nargs="*", default=[], help="encoders to also time under torch.compile")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (args.batch, 3, args.size, args.size), dtype=torch.uint8)
+    ages = torch.rand(args.batch)
+    candidates: dict[str, nn.Module] = {}
+    for name in args.encoders:
+        candidates[name] = AgeRegressor(build_encoder(name))
+    for name in args.compile:
+        started = time.perf_counter()
+        compiled = torch.compile(AgeRegressor(build_encoder(name)))
+        opt = torch.optim.AdamW(compiled.parameters(), lr=1e-3)
+        train_step_rate(compiled, images, ages, 2, opt)  # compiles forward and backward
+        print(f"torch.compile({name}): first two steps {time.perf_counter() - started:.1f} s (compile time)")
+        candidates[f"{name}+compile"] = compiled
+    opts = {n: torch.optim.AdamW(m.parameters(), lr=1e-3, foreach=True) for n, m in candidates.items()}
+    for name, model in candidates.items():  # warm-up: allocator, oneDNN primitive caches
+        train_step_rate(model, images, ages, 1, opts[name])
+    rates: dict[str, list[float]] = {n: [] for n in candidates}
+    for _ in range(args.rounds):
+        for name, model in candidates.items():
+            rates[name].append(train_step_rate(model, images, ages, args.steps, opts[name]))
+    base = statistics.median(rates["resnet18"]) if "resnet18" in rates else None
+    print(f"{args.size} px, batch {args.batch}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
+    print(f"{'encoder':<24}{'params (M)':>11}{'photos/s':>10}{'vs resnet18':>13}")
+    for name, model in candidates.items():
+        rate = statistics.median(rates[name])
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        ratio = f"{rate / base:.2f}x" if base else "-"
+        print(f"{name:<24}{params:>11.2f}{rate:>10.0f}{ratio:>13}")
+
+
+if __name__ == "__main__":
+    main()
