@@ -20,7 +20,8 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, "downstream", PHASES[cfg.protocol], budget, cfg, device, step,
                                              cfg.lr_scale, from_trained=True)  # the VCOP encoder is trained
-    artifacts.save_outputs("downstream", model, "age", encoder_name, metrics, history)
+    artifacts.save_outputs("downstream", model, "age", encoder_name, metrics, history,
+                           trained_on=PHASES[cfg.protocol])
 
 
 if __name__ == "__main__":

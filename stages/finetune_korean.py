@@ -14,7 +14,8 @@ def main() -> None:
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg, device, step,
                                              cfg.lr_scale, from_trained=True)
-    artifacts.save_outputs("finetune_korean", model, "age", encoder, metrics, history)
+    # trained_on: the baseline it starts from learned the general ages
+    artifacts.save_outputs("finetune_korean", model, "age", encoder, metrics, history, trained_on=["general", "korean"])
 
 
 if __name__ == "__main__":

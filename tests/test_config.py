@@ -102,7 +102,7 @@ def test_literal_values_are_checked(tmp_path):
     ("split_korean", "korean_val_frac", 0.7, "korean_val_frac must be in"),
     ("split_korean", "label_frac", 0.0, "label_frac must be in"),
     ("data", "image_size", 8, "image_size must be >= 24"),
-    ("multitrain", "vcop_encoder", "resnet18", "different"),
+    ("multitrain", "vcop_encoder", "resnet10_w32", "different"),  # the default age_encoder
 ])
 def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, message):
     params = base_params()
@@ -198,7 +198,7 @@ def test_conditions_must_start_from_the_same_weights(tmp_path):
 def test_absent_imagenet_weights_fail_when_params_load_naming_the_key_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     params = base_params()
-    params["train_baseline"]["encoder_weights"] = "imagenet"
+    params["train_baseline"].update(encoder="resnet18", encoder_weights="imagenet")
     with pytest.raises(ConfigError, match=r"train_baseline\.encoder_weights: ImageNet weights .*resnet18-f37072fd"):
         load_section(config.TrainBaselineConfig, "train_baseline", write(tmp_path, params))
     params["multitrain"]["vcop_encoder_weights"] = "imagenet"
