@@ -74,6 +74,7 @@ def build(cls: type[T], data: Any, where: str) -> T:
             raise ConfigError(f"{where}.{key}: expected {_hint_name(hints[key])}, got {value!r}")
         else:
             values[key] = value
+    _check_registered_names(values, where)  # before __post_init__: an unknown name is the first thing to report
     try:
         return cls(**values)
     except TypeError as err:  # a required key is missing
@@ -104,9 +105,7 @@ def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
     data = dict(params[section] or {})
     if "seed" in {f.name for f in fields(cls)} and "seed" not in data and "seed" in params:
         data["seed"] = params["seed"]  # one knob for `dvc exp run -S seed=N`
-    cfg = build(cls, data, f"{path}:{section}")
-    _check_registered_names(cfg, f"{path}:{section}")
-    return cfg
+    return build(cls, data, f"{path}:{section}")
 
 
 # kind -> the names a key of that kind may take. Each registry adds itself when imported (pipeline.models:
@@ -120,15 +119,17 @@ REGISTERED_KEYS = {"general": "source", "korean": "source", "encoder": "encoder"
                    "vcop_encoder": "encoder"}
 
 
-def _check_registered_names(cfg: Any, where: str) -> None:
-    """A name missing from its registry fails at load time, naming the key (not later in a traceback)."""
+def _check_registered_names(values: dict[str, Any], where: str) -> None:
+    """A name missing from its registry fails at load time, naming the key (not later in a traceback).
+
+    `values`: a section's keys as given (an absent weights key means its default, `none`, which needs no file)."""
     for key, kind in REGISTERED_KEYS.items():
-        value = getattr(cfg, key, "")
+        value = values.get(key, "")
         if kind in REGISTRIES and isinstance(value, str) and value and value not in (known := REGISTRIES[kind]()):
             raise ConfigError(f"{where}.{key}: unknown {kind} '{value}'; available: {known}")
     for key, weights_key in WEIGHT_KEYS.items():  # `imagenet` or a file must exist before any stage runs
-        if "encoder" in WEIGHTS_CHECKS and hasattr(cfg, weights_key):
-            if problem := WEIGHTS_CHECKS["encoder"](getattr(cfg, key), getattr(cfg, weights_key)):
+        if "encoder" in WEIGHTS_CHECKS and weights_key in values:
+            if problem := WEIGHTS_CHECKS["encoder"](values.get(key, ""), values[weights_key]):
                 raise ConfigError(f"{where}.{weights_key}: {problem}")
 
 
@@ -212,6 +213,13 @@ class DataConfig:
                f"{self.min_age}..{self.max_age}")
         _check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),
                "synthetic: required when data.general or data.korean is 'synthetic'")
+        for role, (source, root) in self.roles().items():
+            _check(source == "synthetic" or bool(root), f"{role}_root (or root): needed for source '{source}'")
+
+    def roles(self) -> dict[str, tuple[str, str]]:
+        """role -> (source, root): a role's own root, else the shared `root` (empty for synthetic)."""
+        return {"general": (self.general, self.general_root or self.root),
+                "korean": (self.korean, self.korean_root or self.root)}
 
     @property
     def uses_synthetic(self) -> bool:

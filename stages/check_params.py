@@ -8,6 +8,7 @@ do, so a passing check reruns nothing else.
 from pathlib import Path
 
 import pipeline.models  # noqa: F401  (registers encoder names and the encoder_weights check: files must exist)
+import pipeline.data.sources  # noqa: F401  (registers source names: `data.korean: CSV` must fail here, not later)
 from pipeline import config, runtime
 from pipeline.data import roots
 

@@ -102,6 +102,7 @@ def test_literal_values_are_checked(tmp_path):
     ("split_korean", "korean_val_frac", 0.7, "korean_val_frac must be in"),
     ("split_korean", "label_frac", 0.0, "label_frac must be in"),
     ("data", "image_size", 8, "image_size must be >= 24"),
+    ("data", "korean", "csv", r"korean_root \(or root\): needed for source 'csv'"),  # no root given
     ("multitrain", "vcop_encoder", "resnet10_w32", "different"),  # the default age_encoder
 ])
 def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, message):

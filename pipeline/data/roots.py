@@ -37,8 +37,7 @@ def fingerprint(root: Path) -> dict:
 def describe_inputs(cfg: DataConfig) -> dict:
     """Per role: its source, and for a real source the root as written in params.yaml plus its fingerprint."""
     inputs: dict[str, dict] = {}
-    for role, source, root in (("general", cfg.general, cfg.general_root or cfg.root),
-                               ("korean", cfg.korean, cfg.korean_root or cfg.root)):
+    for role, (source, root) in cfg.roles().items():
         entry: dict = {"source": source}
         if source != "synthetic":
             entry.update(root=root, **fingerprint(Path(root).expanduser()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import REGISTRIES, ConfigError, DataConfig
+from pipeline.config import REGISTRIES, DataConfig
 from pipeline.data import floor, synthetic_photos
 from pipeline.data.adapters import ADAPTERS
 from pipeline.data.manifest import validate
@@ -38,12 +38,7 @@ def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
 
 def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
     """The manifest of both roles (general, korean) and what is known about the data (e.g. its Bayes floor)."""
-    roles = {"general": (cfg.general, cfg.general_root or cfg.root), "korean": (cfg.korean, cfg.korean_root or cfg.root)}
-    for role, (source, root) in roles.items():
-        if source not in SOURCES:
-            raise ConfigError(f"params.yaml:data.{role}: unknown source '{source}'; available: {list(SOURCES)}")
-        if source != "synthetic" and not root:
-            raise ConfigError(f"params.yaml:data.{role}_root (or data.root): needed for source '{source}'")
+    roles = cfg.roles()  # source names and roots were checked when params loaded (DataConfig, REGISTRIES)
     if SYNTHETIC_DIR.exists():
         shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
     SYNTHETIC_DIR.mkdir(parents=True)  # a declared output, even when no role is synthetic
