@@ -115,5 +115,21 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
                                               *((general_mix,) if general_mix else ())),
                            select_start=budget.select_start and (index > 0 or from_trained))
         metrics.update({f"{phase}_{k}": v for k, v in result.best.items()})
+        if phase == "korean":
+            # multitrain's model is the coupled pair: its age regressor is what evaluate scores
+            metrics["korean_general_val_mae"] = general_val_mae(getattr(model, "age", model), images, cfg, device)
         history += result.history
     return metrics, history
+
+
+def general_val_mae(model: nn.Module, images: np.ndarray, cfg: TrainConfig, device: torch.device) -> float:
+    """MAE on the general *validation* photos of the weights a Korean phase returned: how much of the general
+    domain survived it (forgetting), scored where budget.korean.general_mix can be chosen without the test split."""
+    val = L.make_loader(L.photo_dataset(images, L.read_split(split_path(PHASE_SPLITS["general"][1]))),
+                        cfg.batch_size, False, cfg.seed, device, cfg.num_workers)
+    # forked RNG: iterating a DataLoader draws a base seed from the global generator; nothing after this pass
+    # (a later stage's resume, a test) may see a different stream because it was measured
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        stats = train.run_epoch(model, val.epoch(0), train.age_step, device, use_amp=False, desc="general val")
+    log.info("after the Korean phase: general val MAE %.3f", stats["mae"])
+    return stats["mae"]

@@ -9,6 +9,7 @@ import torch
 from pipeline import phases
 from pipeline.config import TrainConfig
 from pipeline.data import sequences
+from pipeline.models.tasks import to_normalised
 
 CPU = torch.device("cpu")
 
@@ -128,3 +129,23 @@ def test_general_mix_zero_is_todays_loader(split_files):
     cfg = TrainConfig(seed=0, epochs=1, batch_size=8, lr=1.0e-3)
     plain = [b[1].tolist() for b in phases.age_loaders(split_files, "korean", cfg, CPU).train.epoch(0)]
     assert all(max(ages) < 50 for ages in plain) and len(plain) == 5
+
+
+class ConstantAge(torch.nn.Module):
+    """Predicts one age for every photo (in the head's normalised units)."""
+
+    def __init__(self, years: float):
+        super().__init__()
+        self.value = float(to_normalised(torch.tensor(years)))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.full((images.shape[0],), self.value)
+
+
+@pytest.mark.parametrize("years,expected", [(70.0, 0.0), (64.5, 5.5)])
+def test_forgetting_is_scored_on_the_general_validation_photos(split_files, years, expected):
+    cfg = TrainConfig(seed=0, epochs=1, batch_size=8, lr=1.0e-3)
+    state = torch.random.get_rng_state()
+    # general val is all 70: the general *training* photos (60-79) would give another number
+    assert phases.general_val_mae(ConstantAge(years), split_files, cfg, CPU) == pytest.approx(expected, abs=1e-4)
+    assert torch.equal(torch.random.get_rng_state(), state)  # measuring draws nothing from training's stream
