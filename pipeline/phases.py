@@ -44,7 +44,7 @@ def age_loaders(images: np.ndarray, phase: Phase, cfg: TrainConfig, device: torc
     n_general = round(general_mix * cfg.batch_size)
     if n_general:
         general = L.photo_dataset(images, L.read_split(split_path(PHASE_SPLITS["general"][0])))
-        train = L.MixedLoader(
+        train = L.mixed_loader(
             L.make_loader(train_photos, cfg.batch_size - n_general, True, cfg.seed, device, cfg.num_workers),
             L.make_loader(general, n_general, True, cfg.seed + MIX_SEED_OFFSET, device, cfg.num_workers))
     else:
@@ -104,7 +104,7 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
         loaders = age_loaders(images, phase, cfg, device, general_mix)
         if tuple_batch_of:
             tuples = tuple_loader(images, "train", tuple_batch_of, cfg.seed, device, True, cfg.num_workers)
-            loaders = L.Loaders(L.PairedLoader(loaders.train, tuples), L.PairedLoader(loaders.val, None))
+            loaders = L.Loaders(L.paired_loader(loaders.train, tuples), L.paired_loader(loaders.val, None))
         log.info("%s/%s: %d training batches/epoch, %d val batches", stage, phase, len(loaders.train),
                  len(loaders.val))
         mixed = (split_path(PHASE_SPLITS["general"][0]),) if general_mix else ()

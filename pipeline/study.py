@@ -34,6 +34,7 @@ FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 SEEDS = (0, 1, 2)
 FRACTION_KEY = "split_korean.label_frac"
 REFERENCE = "finetune_korean"
+GENERAL_KEY = "4_general_mae"  # the headline metric evaluate writes per condition (metrics/eval/<condition>.json)
 
 
 def run(fractions: list[float], seeds: list[int], profile: str) -> None:
@@ -70,13 +71,24 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         preds = _git_csv(rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
             continue
-        frames.append(preds.assign(label_frac=float(fraction), seed=int(seed)))
+        frames.append(preds.assign(label_frac=float(fraction), seed=int(seed), **general_maes(rev)))
         data_json = data_json or aggregate.git_show(rev, "metrics/data.json")
     if not frames:
         return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
     floor = json.loads(data_json).get("bayes_floor_mae_korean") if data_json else None
     return runs.drop_duplicates(subset=["label_frac", "seed", "person_id", "age"], keep="first"), floor
+
+
+def general_maes(rev: str) -> dict[str, float]:
+    """`general_<condition>`: each condition's general-test MAE in one experiment (NaN where it lacks one), so
+    the study shows what Korean training did to the general domain beside the Korean MAE."""
+    maes = {}
+    for condition in CONDITION_STAGES:
+        text = aggregate.git_show(rev, f"metrics/eval/{condition}.json")
+        value = json.loads(text).get(GENERAL_KEY) if text is not None else None
+        maes[f"general_{condition}"] = float(value) if value is not None else float("nan")
+    return maes
 
 
 def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[dict]:
@@ -91,6 +103,8 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
             row = {"condition": condition, "label_frac": float(fraction), "n_seeds": int(per_seed.size),
                    "mae_mean": float(per_seed.mean()),
                    "mae_std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else None}
+            general = part.groupby("seed")[f"general_{condition}"].first() if f"general_{condition}" in part else None
+            row["general_mae_mean"] = float(general.mean()) if general is not None and general.notna().any() else None
             if condition != REFERENCE:
                 diff = compare(errors[condition], errors[REFERENCE], cluster.to_numpy(), n_boot, 0, ci)
                 row.update({f"vs_{REFERENCE}_{k}": v for k, v in diff.items() if k != "no_ci_reason"})
@@ -99,8 +113,8 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [f"| condition | label fraction | seeds | Korean MAE (mean ± std) | Δ vs {REFERENCE} [95% CI] |",
-             "|---|---|---|---|---|"]
+    lines = [f"| condition | label fraction | seeds | Korean MAE (mean ± std) | Δ vs {REFERENCE} [95% CI] | "
+             "general MAE (mean) |", "|---|---|---|---|---|---|"]
     for r in rows:
         std = f" ± {r['mae_std']:.2f}" if r["mae_std"] is not None else ""
         if r["condition"] == REFERENCE:
@@ -111,8 +125,9 @@ def markdown(rows: list[dict]) -> str:
             mark = " *" if r[f"vs_{REFERENCE}_significant"] else ""
             delta = (f"{r[f'vs_{REFERENCE}_mae_diff']:+.2f} [{r[f'vs_{REFERENCE}_ci_low']:+.2f}, "
                      f"{r[f'vs_{REFERENCE}_ci_high']:+.2f}]{mark}")
+        general = f"{r['general_mae_mean']:.2f}" if r.get("general_mae_mean") is not None else "-"
         lines.append(f"| {r['condition']} | {r['label_frac']:g} | {r['n_seeds']} | {r['mae_mean']:.2f}{std} | "
-                     f"{delta} |")
+                     f"{delta} | {general} |")
     return "\n".join(lines)
 
 

@@ -71,6 +71,9 @@ def test_repro_writes_every_declared_metric_finite(project):
             [Path(f"metrics/plots/{n}.png") for n in ("cs_curve", "scatter", "mae_by_band", "training_curves")]:
         assert (project / path).stat().st_size > 0, path
     assert "| multitrain |" in (project / "metrics/report.md").read_text()
+    for stage in ("finetune_korean", "downstream", "multitrain"):  # forgetting, measured on general val
+        trained = json.loads((project / f"metrics/train/{stage}.json").read_text())
+        assert math.isfinite(trained["korean_general_val_mae"]) and trained["korean_general_val_mae"] > 0, stage
 
 
 @pytest.mark.slow
@@ -280,6 +283,7 @@ def test_label_budget_study_runs_and_collects(project):
     assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["seeds"] == [0, 1]
     assert len(rows) == 8 and all(r["n_seeds"] == 2 for r in rows)
     assert {r["label_frac"] for r in rows} == {0.5, 1.0}
+    assert all(r["general_mae_mean"] > 0 for r in rows)  # the general domain beside the Korean MAE
     downstream = [r for r in rows if r["condition"] == "downstream"]
     assert all(r["vs_finetune_korean_ci_low"] <= r["vs_finetune_korean_mae_diff"] <= r["vs_finetune_korean_ci_high"]
                for r in downstream)

@@ -187,7 +187,7 @@ def test_fit_runs_multitrain_with_paired_batches(tmp_path):
     c = cfg(epochs=1)
     age = toy_loaders(images, table, c)
     tuple_loader = loaders.make_loader(loaders.tuple_dataset(images, tuples, 0), 4, True, 0, CPU)
-    paired = loaders.Loaders(loaders.PairedLoader(age.train, tuple_loader), loaders.PairedLoader(age.val, None))
+    paired = loaders.Loaders(loaders.paired_loader(age.train, tuple_loader), loaders.paired_loader(age.val, None))
     model = multitrain_model("rank")
     result = train.fit(model, paired, train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
     row = result.history[0]

@@ -147,81 +147,77 @@ def read_split(path: Path) -> pd.DataFrame:
 
 @dataclass
 class Loaders:
-    """A training phase's batches; each has .epoch(e) -> iterable of batches (EpochLoader or PairedLoader)."""
+    """A training phase's batches; each has .epoch(e) -> iterable of batches (EpochLoader or JoinedLoader)."""
 
     train: Any
     val: Any
 
 
-class MixedLoader:
-    """Each batch of the phase's photos joined by a batch of other photos (budget.korean.general_mix: general
-    training photos against forgetting). An epoch is one pass over `main`; `extra`'s epochs cycle as needed,
-    numbered from main's epoch, so a resumed run replays the same batches."""
+class JoinedLoader:
+    """Each batch of `main` joined by `join` with the next batch of `partner`, whose epochs cycle as needed. An
+    epoch is one pass over `main`. Without a partner (validation) `join` gets None. Made by mixed_loader and
+    paired_loader."""
 
-    def __init__(self, main: EpochLoader, extra: EpochLoader):
-        self.main, self.extra = main, extra
+    def __init__(self, main: EpochLoader, partner: EpochLoader | None, join: Callable[[Any, Any], Any]):
+        self.main, self.partner, self.join = main, partner, join
 
     def epoch(self, epoch: int) -> Iterable:
-        return _Mixed(self, epoch)
+        return _Joined(self, epoch)
 
     def __len__(self) -> int:
         return len(self.main)
 
 
-class _Mixed:
-    def __init__(self, parent: MixedLoader, epoch: int):
+class _Joined:
+    def __init__(self, parent: JoinedLoader, epoch: int):
         self.parent, self.epoch_index = parent, epoch
 
     def __len__(self) -> int:
         return len(self.parent.main)
 
     def __iter__(self) -> Iterator:
-        extra_epoch = self.epoch_index * 1000
-        extra_iter = iter(self.parent.extra.epoch(extra_epoch))
-        for images, ages in self.parent.main.epoch(self.epoch_index):
-            try:
-                more_images, more_ages = next(extra_iter)
-            except StopIteration:
-                extra_epoch += 1
-                extra_iter = iter(self.parent.extra.epoch(extra_epoch))
-                more_images, more_ages = next(extra_iter)
-            yield torch.cat([images, more_images]), torch.cat([ages, more_ages])
-
-
-class PairedLoader:
-    """Each labelled age batch paired with the next tuple batch (tuple epochs cycle as needed): multitrain."""
-
-    def __init__(self, age: EpochLoader, tuples: EpochLoader | None):
-        self.age, self.tuples = age, tuples
-
-    def epoch(self, epoch: int) -> Iterable:
-        return _Paired(self, epoch)
-
-    def __len__(self) -> int:
-        return len(self.age)
-
-
-class _Paired:
-    def __init__(self, parent: PairedLoader, epoch: int):
-        self.parent, self.epoch_index = parent, epoch
-
-    def __len__(self) -> int:
-        return len(self.parent.age)
-
-    def __iter__(self) -> Iterator:
         parent = self.parent
-        if parent.tuples is None:  # validation: age batches alone
-            for batch in parent.age.epoch(self.epoch_index):
-                yield batch, None
-            return
-        # tuple epochs are numbered from the age epoch, so a resumed run replays the same pairs
-        tuple_epoch = self.epoch_index * 1000
-        tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
-        for batch in parent.age.epoch(self.epoch_index):
-            try:
-                tuple_batch = next(tuple_iter)
-            except StopIteration:
-                tuple_epoch += 1
-                tuple_iter = iter(parent.tuples.epoch(tuple_epoch))
-                tuple_batch = next(tuple_iter)
-            yield batch, tuple_batch
+        next_partner = _cycling(parent.partner, self.epoch_index * 1000) if parent.partner is not None else None
+        for batch in parent.main.epoch(self.epoch_index):
+            yield parent.join(batch, next_partner() if next_partner is not None else None)
+
+
+def _concat(batch: tuple[torch.Tensor, torch.Tensor], more: tuple[torch.Tensor, torch.Tensor]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cat([batch[0], more[0]]), torch.cat([batch[1], more[1]])
+
+
+def _pair(batch: Any, tuples: Any) -> tuple[Any, Any]:
+    return batch, tuples
+
+
+def mixed_loader(main: EpochLoader, extra: EpochLoader) -> JoinedLoader:
+    """Each batch of the phase's photos plus a batch of other photos, one labelled batch (budget.korean.general_mix:
+    general training photos against forgetting)."""
+    return JoinedLoader(main, extra, _concat)
+
+
+def paired_loader(age: Any, tuples: EpochLoader | None) -> JoinedLoader:
+    """Each labelled age batch paired with the next tuple batch (multitrain); tuples None: (batch, None)."""
+    return JoinedLoader(age, tuples, _pair)
+
+
+def _cycling(loader: EpochLoader, first_epoch: int) -> Callable[[], Any]:
+    """next() over `loader`'s epochs first_epoch, first_epoch + 1, ... for as long as the caller needs.
+
+    A joined loader numbers its partner's epochs from its own (epoch x 1000), so a resumed run replays the same
+    batches. The first epoch's iterator is made at once, before the caller's own: iterating a DataLoader draws
+    its base seed from the global RNG, and that order fixes every later augmentation.
+    """
+    epoch, batches = first_epoch, iter(loader.epoch(first_epoch))
+
+    def next_batch() -> Any:
+        nonlocal epoch, batches
+        try:
+            return next(batches)
+        except StopIteration:
+            epoch += 1
+            batches = iter(loader.epoch(epoch))
+            return next(batches)
+
+    return next_batch
