@@ -307,8 +307,9 @@ class KoreanPhaseConfig(OptimConfig):
     """`budget.korean`: the Korean phase's optimisation, plus what keeps the general domain in it."""
 
     # share of each Korean training batch drawn from general *training* photos (against forgetting); an epoch
-    # is still one pass over the Korean labelled photos, so a share m takes 1/(1-m) times the steps
-    general_mix: float = 0.0
+    # is still one pass over the Korean labelled photos, so a share m takes 1/(1-m) times the steps. Tuned
+    # (chosen on validation, README), so params.yaml must say it: no code default
+    general_mix: float
 
     def __post_init__(self) -> None:
         super().__post_init__()

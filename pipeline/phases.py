@@ -83,15 +83,18 @@ def sequence_files() -> list[Path]:
 
 def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, settings: Any,
                    device: torch.device, step: train.Step, lr_scale: float = 1.0,
-                   tuple_batch_of: int = 0, from_trained: bool = False) -> tuple[dict, list[dict]]:
+                   tuple_batch_of: int = 0, from_trained: bool = False, age_model: nn.Module | None = None
+                   ) -> tuple[dict, list[dict]]:
     """Train through `phases` in order under the shared budget; the same loop for every condition.
 
     `settings` is the stage's config (its seed seeds every phase); it is part of the checkpoint key, so a
     changed loss or coupling never resumes a checkpoint trained without it. With `tuple_batch_of` > 0 every
     age batch is paired with a batch of that many VCOP training tuples (multitrain). Every phase after the first,
     and the first when `from_trained` (the model holds trained weights), is a fine-tuning phase: with
-    budget.select_start it keeps its starting weights unless an epoch beats them on val. The Korean phase mixes
-    budget.korean.general_mix general photos into each batch, in every condition alike.
+    budget.select_start it keeps its starting weights unless an epoch beats them on val. In the Korean phase
+    budget.korean.general_mix is the share of each batch drawn from general training photos, in every condition
+    alike, and `korean_general_val_mae` records the general val MAE of `age_model` (the age regressor inside
+    `model`; `model` itself when None) after it: forgetting.
     """
     images = open_images(CACHE)
     metrics: dict[str, float] = {}
@@ -116,8 +119,7 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
                            select_start=budget.select_start and (index > 0 or from_trained))
         metrics.update({f"{phase}_{k}": v for k, v in result.best.items()})
         if phase == "korean":
-            # multitrain's model is the coupled pair: its age regressor is what evaluate scores
-            metrics["korean_general_val_mae"] = general_val_mae(getattr(model, "age", model), images, cfg, device)
+            metrics["korean_general_val_mae"] = general_val_mae(age_model or model, images, cfg, device)
         history += result.history
     return metrics, history
 
@@ -130,6 +132,7 @@ def general_val_mae(model: nn.Module, images: np.ndarray, cfg: TrainConfig, devi
     # forked RNG: iterating a DataLoader draws a base seed from the global generator; nothing after this pass
     # (a later stage's resume, a test) may see a different stream because it was measured
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        # full precision on every device (fit's val passes use AMP on CUDA): a forgetting score, not a selection
         stats = train.run_epoch(model, val.epoch(0), train.age_step, device, use_amp=False, desc="general val")
     log.info("after the Korean phase: general val MAE %.3f", stats["mae"])
     return stats["mae"]

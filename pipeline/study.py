@@ -61,18 +61,18 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
     params = {**base, **overrides}
     frames, data_json = [], None
     for exp in exps:
-        rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
+        exp_rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
         fraction = aggregate.value_of(exp, FRACTION_KEY)
-        if not rev or rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
+        if not exp_rev or exp_rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
             continue
         others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
         if not aggregate.matches_workspace(others, params, "seed"):
             continue
-        preds = _git_csv(rev, "metrics/eval/predictions.csv")
+        preds = _git_csv(exp_rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
             continue
-        frames.append(preds.assign(label_frac=float(fraction), seed=int(seed), **general_maes(rev)))
-        data_json = data_json or aggregate.git_show(rev, "metrics/data.json")
+        frames.append(preds.assign(label_frac=float(fraction), seed=int(seed), **general_maes(exp_rev)))
+        data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
     if not frames:
         return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
@@ -104,7 +104,8 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
                    "mae_mean": float(per_seed.mean()),
                    "mae_std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else None}
             general = part.groupby("seed")[f"general_{condition}"].first() if f"general_{condition}" in part else None
-            row["general_mae_mean"] = float(general.mean()) if general is not None and general.notna().any() else None
+            # a mean over fewer seeds than the Korean MAE's would not be comparable beside it
+            row["general_mae_mean"] = float(general.mean()) if general is not None and general.notna().all() else None
             if condition != REFERENCE:
                 diff = compare(errors[condition], errors[REFERENCE], cluster.to_numpy(), n_boot, 0, ci)
                 row.update({f"vs_{REFERENCE}_{k}": v for k, v in diff.items() if k != "no_ci_reason"})

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import phases
+from pipeline import phases, train
+from pipeline.data import loaders as L
 from pipeline.config import TrainConfig
 from pipeline.data import sequences
 from pipeline.models.tasks import to_normalised
@@ -125,7 +126,7 @@ def test_general_mix_puts_that_share_of_general_training_photos_in_each_korean_b
     assert all(((images[:, 0, 0, 0] >= 40) & (images[:, 0, 0, 0] < 50)).all() for images, _ in loaders.val.epoch(0))
 
 
-def test_general_mix_zero_is_todays_loader(split_files):
+def test_general_mix_zero_is_the_plain_loader(split_files):
     cfg = TrainConfig(seed=0, epochs=1, batch_size=8, lr=1.0e-3)
     plain = [b[1].tolist() for b in phases.age_loaders(split_files, "korean", cfg, CPU).train.epoch(0)]
     assert all(max(ages) < 50 for ages in plain) and len(plain) == 5
@@ -149,3 +150,68 @@ def test_forgetting_is_scored_on_the_general_validation_photos(split_files, year
     # general val is all 70: the general *training* photos (60-79) would give another number
     assert phases.general_val_mae(ConstantAge(years), split_files, cfg, CPU) == pytest.approx(expected, abs=1e-4)
     assert torch.equal(torch.random.get_rng_state(), state)  # measuring draws nothing from training's stream
+
+
+# ----------------------------------------------------------------------------------------- joined loaders
+def rows_of(batch) -> list[int]:
+    return batch[:, 0, 0, 0].tolist()
+
+
+def joined_rows(loader, epoch: int) -> list[tuple[list[int], list[int]]]:
+    """Per batch of a paired(mixed(...)) loader: (rows of the mixed age batch, rows of the tuple batch)."""
+    return [(rows_of(age[0]), rows_of(tuples[0].flatten(0, 1))) for age, tuples in loader.epoch(epoch)]
+
+
+def test_a_shorter_partner_cycles_through_whole_epochs_of_its_own(split_files):
+    # 40 Korean photos in batches of 4 (10 batches) against 40 general photos in batches of 16 (3 batches, last short)
+    korean = L.make_loader(L.photo_dataset(split_files, L.read_split(phases.split_path("korean_train_labelled"))),
+                           4, True, 0, CPU)
+    general = L.make_loader(L.photo_dataset(split_files, L.read_split(phases.split_path("general_train"))),
+                            16, True, 0, CPU)
+    extra = [rows_of(images)[4:] for images, _ in L.mixed_loader(korean, general).epoch(0)]
+    assert len(extra) == 10
+    # partner epochs 0, 1, 2 (3 batches each) then 3: each full cycle shows every general training photo once
+    for cycle in range(3):
+        assert sorted(r for batch in extra[3 * cycle: 3 * cycle + 3] for r in batch) == list(range(50, 90))
+    assert extra[:3] != extra[3:6]  # each cycle is a new partner epoch, not a replay
+
+
+def test_paired_mixed_batches_of_an_epoch_do_not_depend_on_earlier_epochs(split_files, sequence_files):
+    """What a resumed run relies on: epoch e's batches come from e alone (multitrain with general_mix)."""
+    sequence_files(resample=False)
+
+    def loader():
+        cfg = TrainConfig(seed=0, epochs=3, batch_size=8, lr=1.0e-3)
+        age = phases.age_loaders(split_files, "korean", cfg, CPU, general_mix=0.25)
+        return L.paired_loader(age.train, phases.tuple_loader(split_files, "train", 4, 0, CPU, True))
+
+    full = loader()
+    for epoch in range(2):
+        joined_rows(full, epoch)
+    assert joined_rows(full, 2) == joined_rows(loader(), 2)
+
+
+# ------------------------------------------------------------------------------- forgetting in run_age_phases
+@pytest.mark.parametrize("separate_age_model", [False, True])
+def test_the_korean_phase_scores_forgetting_of_the_age_model_it_returns(split_files, monkeypatch,
+                                                                          separate_age_model):
+    from pipeline.config import BudgetConfig, KoreanPhaseConfig, OptimConfig, TrainBaselineConfig
+
+    trained, scored = [], []
+
+    def fake_fit(model, loaders, step, cfg, ckpt_dir, device, **kwargs):  # the loop itself is tested elsewhere
+        trained.append(kwargs["tag"])
+        return train.FitResult(best={"val_mae": 1.0, "best_epoch": 1}, history=[])
+
+    monkeypatch.setattr(phases, "open_images", lambda _: split_files)
+    monkeypatch.setattr(phases.train, "fit", fake_fit)
+    monkeypatch.setattr(phases, "general_val_mae", lambda model, *a: scored.append(model) or 9.5)
+    budget = BudgetConfig(general=OptimConfig(epochs=1, batch_size=8, lr=1e-3),
+                          korean=KoreanPhaseConfig(epochs=1, batch_size=8, lr=1e-3, general_mix=0.25))
+    model, age = ConstantAge(30.0), ConstantAge(40.0)
+    metrics, _ = phases.run_age_phases(model, "stage", ["general", "korean"], budget,
+                                       TrainBaselineConfig(seed=0, encoder="tiny_cnn"), CPU, train.age_step,
+                                       age_model=age if separate_age_model else None)
+    assert trained == ["stage/general", "stage/korean"]
+    assert scored == [age if separate_age_model else model]  # once, after the Korean phase, the age regressor
+    assert metrics["korean_general_val_mae"] == 9.5 and "general_general_val_mae" not in metrics

@@ -158,7 +158,8 @@ class JoinedLoader:
     epoch is one pass over `main`. Without a partner (validation) `join` gets None. Made by mixed_loader and
     paired_loader."""
 
-    def __init__(self, main: EpochLoader, partner: EpochLoader | None, join: Callable[[Any, Any], Any]):
+    def __init__(self, main: EpochLoader | JoinedLoader, partner: EpochLoader | None,
+                 join: Callable[[Any, Any], Any]):
         self.main, self.partner, self.join = main, partner, join
 
     def epoch(self, epoch: int) -> Iterable:
@@ -197,7 +198,7 @@ def mixed_loader(main: EpochLoader, extra: EpochLoader) -> JoinedLoader:
     return JoinedLoader(main, extra, _concat)
 
 
-def paired_loader(age: Any, tuples: EpochLoader | None) -> JoinedLoader:
+def paired_loader(age: EpochLoader | JoinedLoader, tuples: EpochLoader | None) -> JoinedLoader:
     """Each labelled age batch paired with the next tuple batch (multitrain); tuples None: (batch, None)."""
     return JoinedLoader(age, tuples, _pair)
 
@@ -218,6 +219,10 @@ def _cycling(loader: EpochLoader, first_epoch: int) -> Callable[[], Any]:
         except StopIteration:
             epoch += 1
             batches = iter(loader.epoch(epoch))
-            return next(batches)
+            batch = next(batches, None)
+            if batch is None:
+                raise ValueError("a joined loader's partner (general photos or VCOP tuples) yields no batches; "
+                                 "check the data stages' counts") from None
+            return batch
 
     return next_batch
