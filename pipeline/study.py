@@ -2,6 +2,7 @@
 
     python -m pipeline.study run      # one `dvc exp run` per (label fraction, seed), unchanged stages reused
     python -m pipeline.study collect  # metrics/study.json, metrics/study.md, metrics/plots/study.png
+                                      # (another profile P: metrics/study_P.json, study_P.md, plots/study_P.png)
 
 Both take --profile (default `study`, profiles/study.yaml: ~1 h on 2 CPU cores; `full` on a GPU): its
 overrides go to every run as `-S` options, and collect keeps only the experiments run with them.
@@ -154,6 +155,12 @@ def plot(rows: list[dict], floor: float | None, path: Path) -> None:
     save_figure(fig, path)
 
 
+def output_name(profile: str) -> str:
+    """`study` for the committed study's profile; `study_<profile>` for any other, so collecting a control
+    (e.g. profiles/study_none.yaml) never overwrites the study's own tables."""
+    return "study" if profile == "study" else f"study_{profile}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "collect", "all"])
@@ -173,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
                       "--profile %s` first", args.profile, args.profile)
             return 2
         rows, seeds = summarise(runs), sorted(runs["seed"].unique().tolist())
-        runtime.write_json("metrics/study.json", {"profile": args.profile, "overrides": overrides, "seeds": seeds,
-                                                  "rows": rows, "bayes_floor_korean": floor})
+        name = output_name(args.profile)
+        runtime.write_json(f"metrics/{name}.json", {"profile": args.profile, "overrides": overrides, "seeds": seeds,
+                                                    "rows": rows, "bayes_floor_korean": floor})
         text = markdown(rows)
-        runtime.write_text("metrics/study.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
+        runtime.write_text(f"metrics/{name}.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
                            f"seeds {', '.join(map(str, seeds))})\n\n{text}\n")
-        plot(rows, floor, Path("metrics/plots/study.png"))
+        plot(rows, floor, Path(f"metrics/plots/{name}.png"))
         print(text)
     return 0
 

@@ -277,7 +277,7 @@ def test_label_budget_study_runs_and_collects(project):
     (project / "profiles/quick.yaml").write_text("evaluate:\n  n_bootstrap: 150\n")
     run([sys.executable, "-m", "pipeline.study", "all", "--profile", "quick", "--fractions", "0.5", "1.0",
          "--seeds", "0", "1"], project)
-    study = json.loads((project / "metrics/study.json").read_text())
+    study = json.loads((project / "metrics/study_quick.json").read_text())  # named after its profile
     rows = study["rows"]
     # the seed-2 run above lacks the profile's override: collect leaves it out
     assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["seeds"] == [0, 1]
@@ -287,12 +287,12 @@ def test_label_budget_study_runs_and_collects(project):
     downstream = [r for r in rows if r["condition"] == "downstream"]
     assert all(r["vs_finetune_korean_ci_low"] <= r["vs_finetune_korean_mae_diff"] <= r["vs_finetune_korean_ci_high"]
                for r in downstream)
-    assert (project / "metrics/plots/study.png").stat().st_size > 0
-    assert "| downstream | 0.5 | 2 |" in (project / "metrics/study.md").read_text()
+    assert (project / "metrics/plots/study_quick.png").stat().st_size > 0
+    assert "| downstream | 0.5 | 2 |" in (project / "metrics/study_quick.md").read_text()
     # committing the results moves HEAD past the experiments' base commit: collect them with --rev
     commit_all(project, "study results")
     run([sys.executable, "-m", "pipeline.study", "collect", "--profile", "quick", "--rev", "HEAD~1"], project)
-    assert json.loads((project / "metrics/study.json").read_text())["rows"] == rows
+    assert json.loads((project / "metrics/study_quick.json").read_text())["rows"] == rows
 
 
 

@@ -39,3 +39,8 @@ def test_a_seed_without_a_general_mae_leaves_the_mean_empty_not_biased():
     rows = study.summarise(runs(general), n_boot=50)
     assert all(r["general_mae_mean"] is None for r in rows)
     assert all(line.endswith("| - |") for line in study.markdown(rows).splitlines()[2:])
+
+
+def test_a_control_profile_collects_beside_the_study_not_over_it():
+    assert study.output_name("study") == "study"
+    assert study.output_name("coupling_none") == "study_coupling_none"

@@ -1,0 +1,50 @@
+"""Paired Korean-test MAE difference of one condition between two study profiles (same seeds, persons, photos).
+
+    python benchmarks/coupling_control.py [--treated study] [--control coupling_none] [--condition multitrain]
+                                          [--fraction 1.0] [--rev <commit>]
+
+Run after both profiles' study experiments exist (README: Label-budget study). Reads the experiments as
+`pipeline.study collect` does; prints each seed's MAE and the paired Δ (treated - control) with a 95% CI that
+resamples (seed, person) clusters.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline import profiles, study
+from pipeline.evaluate import compare
+
+KEY = ["seed", "person_id", "age"]  # a photo in predictions.csv (collect_runs keeps one row per key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--treated", default="study")
+    parser.add_argument("--control", default="coupling_none")
+    parser.add_argument("--condition", default="multitrain")
+    parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--rev", default=None)
+    args = parser.parse_args(argv)
+    frames = {}
+    for role, profile in (("treated", args.treated), ("control", args.control)):
+        runs, _ = study.collect_runs(profiles.overrides(profile), args.rev)
+        if runs.empty or not (runs["label_frac"] == args.fraction).any():
+            print(f"no finished experiments of profile {profile} at label fraction {args.fraction}", file=sys.stderr)
+            return 2
+        frames[role] = runs[runs["label_frac"] == args.fraction][KEY + [args.condition]]
+    both = frames["treated"].merge(frames["control"], on=KEY, suffixes=("_treated", "_control"))
+    errors = {role: (both[f"{args.condition}_{role}"] - both["age"]).abs() for role in ("treated", "control")}
+    for seed, part in both.assign(**{f"e_{r}": e for r, e in errors.items()}).groupby("seed"):
+        print(f"seed {seed}: {args.treated} {part['e_treated'].mean():.3f}  {args.control} {part['e_control'].mean():.3f}"
+              f"  ({len(part)} photos)")
+    clusters = (both["seed"].astype(str) + ":" + both["person_id"]).to_numpy()
+    diff = compare(errors["treated"].to_numpy(), errors["control"].to_numpy(), clusters, 1000, 0, 0.95)
+    print(f"{args.condition}: {args.treated} - {args.control} = {diff['mae_diff']:+.3f} years "
+          f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] (95% CI, {diff['n_persons']} seed-person clusters, "
+          f"{len(both)} photos)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
