@@ -53,6 +53,6 @@ def test_bad_profile_names_the_key(repo, text, match):
 
 
 def test_unknown_profile_lists_the_available_ones(repo):
-    with pytest.raises(ConfigError, match="available: default, coupling_none, full, study"):
+    with pytest.raises(ConfigError, match="available: default, coupling_none, full, real, study"):
         profiles.overrides("nope")
     assert profiles.main(["nope"]) == 2
