@@ -15,7 +15,7 @@ import sys
 from pipeline import profiles, study
 from pipeline.evaluate import compare
 
-KEY = ["seed", "person_id", "age"]  # a photo in predictions.csv (collect_runs keeps one row per key)
+KEY = ["seed", "photo", "person_id", "age"]  # one test photo: its row in predictions.csv, checked by person and age
 
 
 def main(argv: list[str] | None = None) -> int:

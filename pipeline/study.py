@@ -60,7 +60,7 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
     run with a profile's `overrides` (one row per run and photo), and the Korean Bayes floor of their data."""
     exps, base = aggregate.experiments(rev)
     params = {**base, **overrides}
-    frames, data_json = [], None
+    frames, data_json, seen = [], None, set()
     for exp in exps:
         exp_rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
         fraction = aggregate.value_of(exp, FRACTION_KEY)
@@ -69,16 +69,22 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
         if not aggregate.matches_workspace(others, params, "seed"):
             continue
+        if (float(fraction), int(seed)) in seen:  # the same run listed twice counts once
+            continue
         preds = _git_csv(exp_rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
             continue
-        frames.append(preds.assign(label_frac=float(fraction), seed=int(seed), **general_maes(exp_rev)))
+        seen.add((float(fraction), int(seed)))
+        # `photo`: the row in predictions.csv (the test split's order), which names a photo across profiles
+        frames.append(preds.assign(photo=range(len(preds)), label_frac=float(fraction), seed=int(seed),
+                                   **general_maes(exp_rev)))
         data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
     if not frames:
         return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
     floor = json.loads(data_json).get("bayes_floor_mae_korean") if data_json else None
-    return runs.drop_duplicates(subset=["label_frac", "seed", "person_id", "age"], keep="first"), floor
+    # every photo is a row: a person photographed twice at the same age keeps both photos
+    return runs, floor
 
 
 def general_maes(rev: str) -> dict[str, float]:

@@ -44,3 +44,18 @@ def test_a_seed_without_a_general_mae_leaves_the_mean_empty_not_biased():
 def test_a_control_profile_collects_beside_the_study_not_over_it():
     assert study.output_name("study") == "study"
     assert study.output_name("coupling_none") == "study_coupling_none"
+
+
+def test_collect_keeps_every_photo_and_counts_a_run_listed_twice_once(monkeypatch):
+    # person p0 photographed twice at the same age: both photos are test photos and must both count
+    preds = pd.DataFrame({"age": [30.0, 30.0, 41.0], "person_id": ["p0", "p0", "p1"],
+                          **{c: [31.0, 33.0, 40.0] for c in CONDITION_STAGES}})
+    run = {"rev": "abc", "State": "Success", "seed": 0, study.FRACTION_KEY: 1.0}
+    monkeypatch.setattr(study.aggregate, "experiments", lambda rev=None: ([run, dict(run, rev="def")], {}))
+    monkeypatch.setattr(study, "_git_csv", lambda rev, path: preds)
+    monkeypatch.setattr(study, "general_maes", lambda rev: {})
+    monkeypatch.setattr(study.aggregate, "git_show", lambda rev, path: None)
+    runs, floor = study.collect_runs({})
+    assert len(runs) == 3 and list(runs["photo"]) == [0, 1, 2] and floor is None
+    rows = {r["condition"]: r for r in study.summarise(runs, n_boot=20)}
+    assert rows["baseline"]["mae_mean"] == pytest.approx((1 + 3 + 1) / 3)
