@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline import checkpoint, train
+from pipeline import checkpoint, runtime, train
 from pipeline.config import BudgetConfig, TrainConfig
 from pipeline.data import loaders as L
 from pipeline.data.cache import open_images
@@ -49,11 +49,13 @@ def age_loaders(images: np.ndarray, phase: Phase, cfg: TrainConfig, device: torc
             L.make_loader(general, n_general, True, cfg.seed + MIX_SEED_OFFSET, device, cfg.num_workers))
     else:
         train = L.make_loader(train_photos, cfg.batch_size, True, cfg.seed, device, cfg.num_workers)
-    return L.Loaders(
-        train=train,
-        val=L.make_loader(L.photo_dataset(images, L.read_split(split_path(val_split))), cfg.batch_size, False,
-                          cfg.seed, device, cfg.num_workers),
-    )
+    return L.Loaders(train=train, val=val_loader(images, val_split, cfg, device))
+
+
+def val_loader(images: np.ndarray, split: str, cfg: TrainConfig, device: torch.device) -> L.EpochLoader:
+    """Unshuffled batches of one split's photos, as every validation pass reads them."""
+    return L.make_loader(L.photo_dataset(images, L.read_split(split_path(split))), cfg.batch_size, False, cfg.seed,
+                         device, cfg.num_workers)
 
 
 def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size: int, seed: int,
@@ -127,11 +129,8 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
 def general_val_mae(model: nn.Module, images: np.ndarray, cfg: TrainConfig, device: torch.device) -> float:
     """MAE on the general *validation* photos of the weights a Korean phase returned: how much of the general
     domain survived it (forgetting), scored where budget.korean.general_mix can be chosen without the test split."""
-    val = L.make_loader(L.photo_dataset(images, L.read_split(split_path(PHASE_SPLITS["general"][1]))),
-                        cfg.batch_size, False, cfg.seed, device, cfg.num_workers)
-    # forked RNG: iterating a DataLoader draws a base seed from the global generator; nothing after this pass
-    # (a later stage's resume, a test) may see a different stream because it was measured
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    val = val_loader(images, PHASE_SPLITS["general"][1], cfg, device)
+    with runtime.forked_rng(device):  # nothing after this pass may draw differently because it was measured
         # full precision on every device (fit's val passes use AMP on CUDA): a forgetting score, not a selection
         stats = train.run_epoch(model, val.epoch(0), train.age_step, device, use_amp=False, desc="general val")
     log.info("after the Korean phase: general val MAE %.3f", stats["mae"])

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import sys
+import contextlib
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -86,6 +87,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """The global RNG state (CPU, and `device` on CUDA) restored on exit. A measuring pass wraps itself in it:
+    iterating a DataLoader draws its base seed from the global generator, and training after the pass must draw
+    exactly what it would without it (same augmentations, same resumed stream)."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def pick_device() -> torch.device:

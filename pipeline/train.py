@@ -221,9 +221,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
     if select_start and state.epoch == 0:
-        # forked RNG: iterating a DataLoader draws its base seed from the global generator, and training after
-        # this pass must draw exactly what it would without it (same augmentations, same dropout)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with runtime.forked_rng(device):  # scoring the start must not change what training draws
             val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} start")
         state.record_start(sign * val_stats[select],
                            {"phase": tag, "epoch": 0, **{f"val_{k}": v for k, v in val_stats.items()}})

@@ -19,7 +19,7 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["study", "full"])
+@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real"])
 def test_shipped_profiles_are_valid_and_change_something(repo, name):
     flat = profiles.overrides(name)
     assert flat and all(isinstance(k, str) and "." in k or k == "seed" for k in flat)
