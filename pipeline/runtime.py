@@ -7,9 +7,8 @@ import logging
 import os
 import random
 import sys
-import contextlib
 import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -89,7 +88,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
+def forked_rng(device: torch.device) -> AbstractContextManager:
     """The global RNG state (CPU, and `device` on CUDA) restored on exit. A measuring pass wraps itself in it:
     iterating a DataLoader draws its base seed from the global generator, and training after the pass must draw
     exactly what it would without it (same augmentations, same resumed stream)."""

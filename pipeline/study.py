@@ -69,14 +69,15 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
         if not aggregate.matches_workspace(others, params, "seed"):
             continue
-        if (float(fraction), int(seed)) in seen:  # the same run listed twice counts once
+        run_key = (float(fraction), int(seed))
+        if run_key in seen:  # the same run listed twice counts once
             continue
         preds = _git_csv(exp_rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
             continue
-        seen.add((float(fraction), int(seed)))
+        seen.add(run_key)
         # `photo`: the row in predictions.csv (the test split's order), which names a photo across profiles
-        frames.append(preds.assign(photo=range(len(preds)), label_frac=float(fraction), seed=int(seed),
+        frames.append(preds.assign(photo=range(len(preds)), label_frac=run_key[0], seed=run_key[1],
                                    **general_maes(exp_rev)))
         data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
     if not frames:
@@ -163,7 +164,7 @@ def plot(rows: list[dict], floor: float | None, path: Path) -> None:
 
 def output_name(profile: str) -> str:
     """`study` for the committed study's profile; `study_<profile>` for any other, so collecting a control
-    (e.g. profiles/study_none.yaml) never overwrites the study's own tables."""
+    (e.g. profiles/coupling_none.yaml) never overwrites the study's own tables."""
     return "study" if profile == "study" else f"study_{profile}"
 
 
