@@ -103,7 +103,7 @@ def test_literal_values_are_checked(tmp_path):
     ("split_korean", "label_frac", 0.0, "label_frac must be in"),
     ("data", "image_size", 8, "image_size must be >= 24"),
     ("data", "korean", "csv", r"korean_root \(or root\): needed for source 'csv'"),  # no root given
-    ("multitrain", "vcop_encoder", "resnet10_w32", "different"),  # the default age_encoder
+    ("multitrain", "vcop_encoder", "efficientnet_lite0", "different"),  # the default age_encoder
 ])
 def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, message):
     params = base_params()
@@ -180,7 +180,9 @@ def test_recipe_keys_hold_the_defaults_the_readme_documents():
     assert f"**`budget.korean.general_mix`** (default **`{budget.korean.general_mix:g}`**" in readme
     assert budget.select_start is True and "**`budget.select_start`** (default `true`)" in readme
     assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
-    assert load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml").encoder_weights == "none"
+    baseline = load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml")
+    assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0", "imagenet")
+    assert "the default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in readme
     assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
 
 
