@@ -4,8 +4,8 @@
                                           [--fraction 1.0] [--rev <commit>]
 
 Run after both profiles' study experiments exist (README: Label-budget study). Reads the experiments as
-`pipeline.study collect` does; prints each seed's MAE and the paired Δ (treated - control) with a 95% CI that
-resamples (seed, person) clusters.
+`pipeline.study collect` does; prints each run's MAE (split seed, training seed) and the paired Δ (treated -
+control) with a 95% CI that resamples (training seed, person) clusters within each split.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import argparse
 import sys
 
 from pipeline import profiles, study
-from pipeline.evaluate import compare
+from pipeline.evaluate import compare_blocks
 
-KEY = ["seed", "photo", "person_id", "age"]  # one test photo: its row in predictions.csv, checked by person and age
+# one test photo of one training run: its row in predictions.csv, checked by person and age
+KEY = ["split_seed", "train_seed", "photo", "person_id", "age"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,14 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         frames[role] = runs[runs["label_frac"] == args.fraction][KEY + [args.condition]]
     both = frames["treated"].merge(frames["control"], on=KEY, suffixes=("_treated", "_control"))
     errors = {role: (both[f"{args.condition}_{role}"] - both["age"]).abs() for role in ("treated", "control")}
-    for seed, part in both.assign(**{f"e_{r}": e for r, e in errors.items()}).groupby("seed"):
-        print(f"seed {seed}: {args.treated} {part['e_treated'].mean():.3f}  {args.control} {part['e_control'].mean():.3f}"
-              f"  ({len(part)} photos)")
-    clusters = (both["seed"].astype(str) + ":" + both["person_id"]).to_numpy()
-    diff = compare(errors["treated"].to_numpy(), errors["control"].to_numpy(), clusters, 1000, 0, 0.95)
-    print(f"{args.condition}: {args.treated} - {args.control} = {diff['mae_diff']:+.3f} years "
-          f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] (95% CI, {diff['n_persons']} seed-person clusters, "
-          f"{len(both)} photos)")
+    for (split, seed), part in both.assign(**{f"e_{r}": e for r, e in errors.items()}).groupby(
+            ["split_seed", "train_seed"]):
+        print(f"split {split} seed {seed}: {args.treated} {part['e_treated'].mean():.3f}  {args.control} "
+              f"{part['e_control'].mean():.3f}  ({len(part)} photos)")
+    diff = compare_blocks(study.error_blocks(both, errors["treated"] - errors["control"]), 1000, 0, 0.95)
+    ci = f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff["ci_low"] is not None else "[no CI]"
+    print(f"{args.condition}: {args.treated} - {args.control} = {diff['mae_diff']:+.3f} years {ci} (95% CI over "
+          f"{diff['ci_over']}: {diff['n_seeds']} training seeds, {diff['n_persons']} persons; {len(both)} photo-runs)")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Mean ± std over seeds (or folds): python -m pipeline.aggregate [--over KEY], after queued `dvc exp run`s.
+"""Mean ± std over split seeds (or folds): python -m pipeline.aggregate [--over KEY], after queued `dvc exp run`s.
 
-`--over seed` (default) collects the experiments that differ from params.yaml in `seed` only;
-`--over split_korean.korean_test_person` collects leave-one-person-out folds (FG-NET protocol).
+`--over seed` (default) collects the experiments that differ from params.yaml in `seed` (the split seed) only;
+`--over split_korean.korean_test_person` collects leave-one-person-out folds (FG-NET protocol). Each experiment
+already trains every params.yaml:train_seeds seed: its numbers are seed means, and the table shows the
+training-seed std within an experiment beside the std between experiments.
 """
 from __future__ import annotations
 
@@ -96,9 +98,15 @@ def collect(over: str = "seed", rev: str | None = None) -> pd.DataFrame:
             result = _git_json(rev, f"metrics/eval/details/{condition}.json")
             if result is None:  # failed or still queued
                 continue
+            if "seed_std" not in result:  # written before per-seed training: not a seed mean
+                log.warning("%s: %s predates per-seed training; skipped", rev, condition)
+                continue
+            seed_std = result["seed_std"]["korean"]["mae"]
             rows.append({"experiment": exp.get("Experiment") or rev, "rev": rev, "run": str(value),
                          "condition": condition, **{f"korean_{m}": result["korean"][m] for m in METRICS},
-                         "general_mae": result["general"]["mae"], "n": result["korean"]["n"]})
+                         "general_mae": result["general"]["mae"], "n": result["korean"]["n"],
+                         "korean_mae_seed_std": float("nan") if seed_std is None else seed_std,
+                         "n_seeds": result["n_seeds"]})
     return pd.DataFrame(rows)
 
 
@@ -106,21 +114,27 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Per condition: mean, std and count over runs (one experiment per run value: the newest wins), and the
     Korean MAE pooled over all test photos of all runs (the leave-one-person-out figure)."""
     rows = rows.drop_duplicates(subset=["run", "condition"], keep="first")
-    value_cols = [c for c in rows.columns if c.startswith(("korean_", "general_"))]
+    value_cols = [c for c in rows.columns if c.startswith(("korean_", "general_")) and c != "korean_mae_seed_std"]
     grouped = rows.groupby("condition", sort=False)[value_cols]
     table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
     table["n_runs"] = grouped.size()
+    by_condition = rows.groupby("condition", sort=False)
+    # training noise inside one run: the root mean within-run variance over training seeds (NaN for one seed)
+    table["korean_mae_train_std"] = np.sqrt((by_condition["korean_mae_seed_std"].apply(lambda s: (s ** 2).mean())))
+    table["n_seeds"] = by_condition["n_seeds"].min()
     weighted = rows.assign(err=rows["korean_mae"] * rows["n"]).groupby("condition", sort=False)
     table["korean_mae_pooled"] = weighted["err"].sum() / weighted["n"].sum()
     return table.reindex([c for c in CONDITION_STAGES if c in table.index])
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| condition | runs | Korean MAE | Korean CS@5 | Korean bias | general MAE | Korean MAE pooled |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| condition | runs | training seeds each | Korean MAE | training-seed std | Korean CS@5 | Korean bias | "
+             "general MAE | Korean MAE pooled |", "|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda m, s: f"{m:.2f} ± {s:.2f}" if np.isfinite(s) else f"{m:.2f}"  # noqa: E731
     for name, r in table.iterrows():
-        lines.append(f"| {name} | {int(r['n_runs'])} | {fmt(r['korean_mae_mean'], r['korean_mae_std'])} | "
+        train_std = f"{r['korean_mae_train_std']:.2f}" if np.isfinite(r["korean_mae_train_std"]) else "-"
+        lines.append(f"| {name} | {int(r['n_runs'])} | {int(r['n_seeds'])} | "
+                     f"{fmt(r['korean_mae_mean'], r['korean_mae_std'])} | {train_std} | "
                      f"{fmt(r['korean_cs5_mean'], r['korean_cs5_std'])} | "
                      f"{fmt(r['korean_bias_mean'], r['korean_bias_std'])} | "
                      f"{fmt(r['general_mae_mean'], r['general_mae_std'])} | {r['korean_mae_pooled']:.2f} |")
@@ -142,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                   "`for s in 0 1 2; do dvc exp run --queue -S seed=$s; done; dvc queue start -j 1`, wait, retry")
         return 2
     text = markdown(summarise(rows))
-    runtime.write_text(out, f"# Conditions over {args.over} (mean ± std)\n\n" + text + "\n")
+    runtime.write_text(out, f"# Conditions over {args.over} (mean ± std over runs; each run a mean over its "
+                       "training seeds)\n\n" + text + "\n")
     print(text)
     log.info("wrote %s from %d experiment(s)", out, rows["rev"].nunique())
     return 0

@@ -20,8 +20,28 @@ CONDITIONS = tuple(CONDITION_STAGES)
 HISTORY, TRAIN_METRICS = Path("metrics/history"), Path("metrics/train")
 
 
-def model_path(stage: str) -> Path:
-    return Path("models") / stage / "model.pt"
+def run_name(stage: str, seed: int) -> str:
+    """One training run of a stage, `<stage>/seed<k>`: the folder or file stem of each of its outputs
+    (models/<run>/model.pt, metrics/train/<run>.json, metrics/history/<run>.csv, .checkpoints/<run>/)."""
+    return f"{stage}/seed{seed}"
+
+
+def model_path(stage: str, seed: int) -> Path:
+    return Path("models") / run_name(stage, seed) / "model.pt"
+
+
+def trained_seeds(stage: str) -> list[int]:
+    """The training seeds whose model file of `stage` exists, ascending."""
+    runs = (p.parent.name for p in (Path("models") / stage).glob("seed*/model.pt"))
+    return sorted(int(run[4:]) for run in runs if run[4:].isdigit())
+
+
+def train_metrics_path(stage: str, seed: int) -> Path:
+    return TRAIN_METRICS / f"{run_name(stage, seed)}.json"
+
+
+def history_path(stage: str, seed: int) -> Path:
+    return HISTORY / f"{run_name(stage, seed)}.csv"
 
 
 def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, **meta) -> None:
@@ -63,13 +83,21 @@ def age_model_from(payload: dict, path: Path | str = "model") -> AgeRegressor:
 
 def _load(path: Path, kind: str, needed_by: str) -> dict:
     if not path.exists():
-        stage = path.parent.name
+        stage = _producer(path)
         raise FileNotFoundError(f"{path} not found: {needed_by} needs the output of stage '{stage}'; "
                                 f"run `dvc repro {stage}`")
     payload = runtime.load_torch(path)
     if payload.get("kind") != kind:
         raise ValueError(f"{path} holds a '{payload.get('kind')}' model, {needed_by} needs '{kind}'")
     return payload
+
+
+def _producer(path: Path) -> str:
+    """The dvc stage that writes a model file: models/<stage>/seed<k>/model.pt -> `<stage>@<k>`."""
+    run = path.parent.name
+    if run.startswith("seed") and run[4:].isdigit():
+        return f"{path.parent.parent.name}@{run[4:]}"
+    return run
 
 
 def load_age_model(path: Path, needed_by: str = "this stage") -> tuple[AgeRegressor, str]:
@@ -97,9 +125,10 @@ def load_vcop_encoder(path: Path, encoder: str, needed_by: str) -> tuple[str, nn
     return name, _vcop_from(payload).encoder
 
 
-def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, metrics: dict,
-                 history: list[dict], trained_on: Sequence[str] = (), **meta) -> None:
-    """A training stage's three outputs: models/<stage>/model.pt, metrics/train/<stage>.json, its history CSV.
+def save_outputs(stage: str, seed: int, model: nn.Module, kind: Literal["age", "vcop"], encoder: str,
+                 metrics: dict, history: list[dict], trained_on: Sequence[str] = (), **meta) -> None:
+    """One training run's three outputs (run_name: `<stage>/seed<k>`, `seed` its training seed):
+    models/<run>/model.pt, metrics/train/<run>.json and its history CSV, metrics/history/<run>.csv.
 
     The model file also records input_record(trained_on): its preprocessing and the ages it learned from
     (`trained_on`: the phases whose labels its weights saw, those of the model it started from included).
@@ -107,9 +136,9 @@ def save_outputs(stage: str, model: nn.Module, kind: Literal["age", "vcop"], enc
     """
     if not runtime.is_main():
         return
-    save_model(model_path(stage), model, kind, encoder, **input_record(trained_on), **meta)
-    write_history(HISTORY / f"{stage}.csv", history)
-    runtime.write_json(TRAIN_METRICS / f"{stage}.json", metrics)
+    save_model(model_path(stage, seed), model, kind, encoder, **input_record(trained_on), train_seed=seed, **meta)
+    write_history(history_path(stage, seed), history)
+    runtime.write_json(train_metrics_path(stage, seed), metrics)
 
 
 def write_history(path: Path, history: list[dict]) -> None:

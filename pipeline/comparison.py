@@ -1,9 +1,10 @@
-"""Stage evaluate's work: every condition's model on the test splits, paired comparisons, and their tables."""
+"""Stage evaluate's work: every condition's model of every training seed on the test splits, the seed means,
+paired comparisons over (seed, person), the pretext's scores, and their tables."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,13 @@ import torch
 
 from pipeline import artifacts, evaluate, phases, runtime
 from pipeline.config import EvalConfig
+from pipeline.data.sequences import permutations
 from pipeline.data.splits import AGE_BANDS, BAND_NAMES
 
 REFERENCES = ("baseline", "finetune_korean")  # each other condition gets a paired Δ MAE against these
-Predictions = dict[tuple[str, str], np.ndarray]  # (condition, test split) -> predicted ages (years)
+Predictions = dict[tuple[str, int, str], np.ndarray]  # (condition, training seed, test split) -> predicted ages
+SCALARS = ("mae", "rmse", "bias", "cs3", "cs5", "cs7")  # the age metrics averaged over seeds (n is shared)
+PRETEXT = ("val_acc", "val_top3", "val_kendall_tau")
 
 
 @dataclass
@@ -27,52 +31,90 @@ class Tables:
 
 
 def predict_conditions(images: np.ndarray, tests: dict[str, pd.DataFrame], device: torch.device,
-                       batch_size: int) -> Predictions:
+                       batch_size: int, seeds: Sequence[int]) -> Predictions:
     preds = {}
     for condition, stage in artifacts.CONDITION_STAGES.items():
-        model, _ = artifacts.load_age_model(artifacts.model_path(stage), needed_by="evaluate")
-        for test, table in tests.items():
-            preds[condition, test] = evaluate.predict_years(model, images, table["cache_row"].to_numpy(), device,
-                                                            batch_size)
+        for seed in seeds:
+            model, _ = artifacts.load_age_model(artifacts.model_path(stage, seed), needed_by="evaluate")
+            for test, table in tests.items():
+                preds[condition, seed, test] = evaluate.predict_years(model, images, table["cache_row"].to_numpy(),
+                                                                      device, batch_size)
     return preds
 
 
-def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    """condition -> test split -> age metrics (what metrics/eval/<condition>.json holds)."""
-    return {c: {t: evaluate.age_metrics(preds[c, t], tests[t]["age"].to_numpy()) for t in tests}
-            for c in artifacts.CONDITIONS}
+def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame], seeds: Sequence[int]) -> dict[str, dict]:
+    """condition -> what metrics/eval/details/<condition>.json holds: per test split the age metrics averaged
+    over training seeds, their seed std (`seed_std`, null for one seed) and every seed's own (`per_seed`)."""
+    results = {}
+    for condition in artifacts.CONDITIONS:
+        per_seed = {seed: {t: evaluate.age_metrics(preds[condition, seed, t], tests[t]["age"].to_numpy())
+                           for t in tests} for seed in seeds}
+        results[condition] = {**{t: seed_mean([per_seed[s][t] for s in seeds]) for t in tests},
+                              "seed_std": {t: seed_std([per_seed[s][t] for s in seeds]) for t in tests},
+                              "n_seeds": len(seeds), "per_seed": {str(s): per_seed[s] for s in seeds}}
+    return results
 
 
-def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig) -> dict:
-    """Δ MAE of every condition vs each reference on the Korean test split, with person-level paired CIs."""
+def seed_mean(runs: list[dict]) -> dict:
+    """age_metrics() of several training seeds on the same photos -> their mean (MAE per band included)."""
+    bands = {b: [r["mae_band"][b] for r in runs if r["mae_band"][b] is not None] for b in BAND_NAMES}
+    return {**{k: float(np.mean([r[k] for r in runs])) for k in SCALARS}, "n": runs[0]["n"],
+            "mae_band": {b: float(np.mean(v)) if v else None for b, v in bands.items()}}
+
+
+def seed_std(runs: list[dict]) -> dict:
+    """The seed-to-seed std (ddof 1) of each scalar age metric; None with one seed."""
+    return {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else None for k in SCALARS}
+
+
+def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig, seeds: Sequence[int]) -> dict:
+    """Δ MAE of every condition vs each reference on the Korean test split, paired on (training seed, person),
+    with a CI that resamples both (seed_person_bootstrap); each seed's own Δ beside it."""
     true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
-    abs_err = {c: abs(preds[c, "korean"] - true) for c in artifacts.CONDITIONS}
-    return {f"vs_{ref}": {c: evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed, cfg.ci)
-                          for c in artifacts.CONDITIONS if c != ref}
-            for ref in REFERENCES}
+    abs_err = {c: np.stack([abs(preds[c, s, "korean"] - true) for s in seeds]) for c in artifacts.CONDITIONS}
+    out = {}
+    for ref in REFERENCES:
+        out[f"vs_{ref}"] = {}
+        for c in artifacts.CONDITIONS:
+            if c == ref:
+                continue
+            entry = evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed, cfg.ci)
+            entry["per_seed_mae_diff"] = {str(s): float((abs_err[c][i] - abs_err[ref][i]).mean())
+                                          for i, s in enumerate(seeds)}
+            out[f"vs_{ref}"][c] = entry
+    return out
 
 
-def pretext_accuracy(images: np.ndarray, device: torch.device, cfg: EvalConfig) -> dict:
-    """The VCOP model's permutation accuracy on val tuples, beside chance (1 / T!)."""
-    model = artifacts.load_vcop_model(artifacts.model_path("pretrain_vcop"), needed_by="evaluate")
+def pretext_scores(images: np.ndarray, device: torch.device, cfg: EvalConfig, seeds: Sequence[int]) -> dict:
+    """Every seed's VCOP model on the val tuples (shuffled by the split seed, as pretrain_vcop selected on them):
+    top-1, top-3, Kendall's tau, their means over seeds, and chance."""
     val_tuples = phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
-    return {"val_acc": evaluate.vcop_accuracy(model, val_tuples.epoch(0), device),
-            "chance": 1 / math.factorial(val_tuples.dataset.tuple_len)}
+    perms = permutations(val_tuples.dataset.tuple_len)
+    per_seed = {}
+    for seed in seeds:
+        model = artifacts.load_vcop_model(artifacts.model_path("pretrain_vcop", seed), needed_by="evaluate")
+        per_seed[str(seed)] = evaluate.pretext_metrics(*evaluate.vcop_logits(model, val_tuples.epoch(0), device), perms)
+    first = next(iter(per_seed.values()))
+    return {**{k: float(np.mean([m[k] for m in per_seed.values()])) for k in PRETEXT},
+            **{k: v for k, v in first.items() if k.startswith("chance_")},
+            "n_val_tuples": len(val_tuples.dataset), "n_seeds": len(seeds), "per_seed": per_seed}
 
 
-def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict]) -> Tables:
+def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict], seeds: Sequence[int]) -> Tables:
     true, conditions = korean["age"].to_numpy(), artifacts.CONDITIONS
-    return Tables(
-        cs_curve=pd.DataFrame({"n": range(16), **{c: evaluate.cs_curve(preds[c, "korean"], true) for c in conditions}}),
-        # person ids let the study pool paired errors over runs
-        predictions=pd.DataFrame({"age": true, **{c: preds[c, "korean"].round(2) for c in conditions},
-                                  "person_id": korean["person_id"].to_numpy()}),
-        mae_by_band=band_frame(results),
-    )
+    curves = {c: np.mean([evaluate.cs_curve(preds[c, s, "korean"], true) for s in seeds], axis=0) for c in conditions}
+    # one row per (training seed, test photo); `photo` is its row in the test split and person ids let the study
+    # pair and pool errors over runs
+    predictions = pd.concat([pd.DataFrame({"seed": seed, "photo": np.arange(len(true)), "age": true,
+                                           **{c: preds[c, seed, "korean"].round(2) for c in conditions},
+                                           "person_id": korean["person_id"].to_numpy()}) for seed in seeds],
+                            ignore_index=True)
+    return Tables(cs_curve=pd.DataFrame({"n": range(16), **curves}), predictions=predictions,
+                  mae_by_band=band_frame(results))
 
 
 def band_frame(results: dict[str, dict]) -> pd.DataFrame:
-    """Korean test MAE per age band: one row per band, one column per condition.
+    """Korean test MAE per age band (mean over seeds): one row per band, one column per condition.
 
     `band_start` (the band's lowest age) gives `dvc plots` a numeric x axis; `band` names it for people.
     """
@@ -84,20 +126,25 @@ def band_frame(results: dict[str, dict]) -> pd.DataFrame:
 def headline(result: dict, vs_finetune: dict | None) -> dict:
     """A condition's row in `dvc metrics show`: the numbers the study compares, in reading order.
 
-    DVC sorts metric columns by name, so the keys are numbered. The paired Δ MAE vs finetune_korean (negative =
-    better) and its CI are empty (null) for finetune_korean itself.
+    DVC sorts metric columns by name, so the keys are numbered (two digits: `10_` must sort after `09_`). Every
+    number is a mean over the training seeds, beside the seed std of the Korean MAE. The paired Δ MAE vs
+    finetune_korean (negative = better), its CI and `09_ci_over` (what the CI resamples: "seeds+persons", or
+    "persons" for a one-seed run, whose CI leaves training noise out) are empty (null) for finetune_korean itself.
     """
     korean, general = result["korean"], result["general"]
-    return {"1_korean_mae": korean["mae"], "2_korean_cs5": korean["cs5"], "3_korean_bias": korean["bias"],
-            "4_general_mae": general["mae"],
-            "5_dmae_vs_finetune": vs_finetune["mae_diff"] if vs_finetune else None,
-            "6_dmae_ci_low": vs_finetune["ci_low"] if vs_finetune else None,
-            "7_dmae_ci_high": vs_finetune["ci_high"] if vs_finetune else None}
+    return {"01_korean_mae": korean["mae"], "02_korean_mae_seed_std": result["seed_std"]["korean"]["mae"],
+            "03_korean_cs5": korean["cs5"], "04_korean_bias": korean["bias"], "05_general_mae": general["mae"],
+            "06_dmae_vs_finetune": vs_finetune["mae_diff"] if vs_finetune else None,
+            "07_dmae_ci_low": vs_finetune["ci_low"] if vs_finetune else None,
+            "08_dmae_ci_high": vs_finetune["ci_high"] if vs_finetune else None,
+            "09_ci_over": vs_finetune["ci_over"] if vs_finetune else None,
+            "10_n_seeds": result["n_seeds"]}
 
 
 def write_outputs(out_dir: Path, results: dict[str, dict], comparison: dict, frames: Tables) -> None:
-    """metrics/eval/<condition>.json (headline metrics), details/<condition>.json (every number per test split:
-    MAE, RMSE, CS, bias, n, MAE per band), comparison.json and the three plot CSVs."""
+    """metrics/eval/<condition>.json (headline metrics), details/<condition>.json (every number per test split,
+    seed means, seed std and each seed's: MAE, RMSE, CS, bias, n, MAE per band), comparison.json and the three
+    plot CSVs."""
     for condition, result in results.items():
         runtime.write_json(out_dir / f"{condition}.json",
                            headline(result, comparison["vs_finetune_korean"].get(condition)))

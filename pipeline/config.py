@@ -1,10 +1,11 @@
 """Typed params: one frozen dataclass per params.yaml section, loaded and validated by load_section()."""
 from __future__ import annotations
 
+import argparse
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -12,7 +13,7 @@ import yaml
 
 PARAMS_PATH = Path("params.yaml")
 # every top-level key of params.yaml; a typo such as `trian_baseline` must fail, not be ignored
-KNOWN_SECTIONS = ("seed", "data", "split_korean", "build_sequences", "budget", "pretrain_vcop",
+KNOWN_SECTIONS = ("seed", "train_seeds", "data", "split_korean", "build_sequences", "budget", "pretrain_vcop",
                   "train_baseline", "finetune_korean", "downstream", "multitrain", "evaluate")
 T = TypeVar("T")
 
@@ -106,6 +107,45 @@ def load_section(cls: type[T], section: str, path: Path = PARAMS_PATH) -> T:
     if "seed" in {f.name for f in fields(cls)} and "seed" not in data and "seed" in params:
         data["seed"] = params["seed"]  # one knob for `dvc exp run -S seed=N`
     return build(cls, data, f"{path}:{section}")
+
+
+def split_seed(path: Path = PARAMS_PATH) -> int:
+    """The top-level `seed`: splits, VCOP tuples and the val tuples' shuffles, the bootstrap; never training."""
+    seed = read_params(path).get("seed")
+    if not _type_ok(seed, int):
+        raise ConfigError(f"{path}:seed: expected int, got {seed!r}")
+    return seed
+
+
+def train_seeds(path: Path = PARAMS_PATH) -> list[int]:
+    """`train_seeds`: every training stage runs once per seed (dvc.yaml `foreach`), on the same split."""
+    seeds = read_params(path).get("train_seeds")
+    if not (isinstance(seeds, list) and seeds and all(_type_ok(s, int) and s >= 0 for s in seeds)):
+        raise ConfigError(f"{path}:train_seeds: expected a non-empty list of integers >= 0, e.g. [0, 1, 2]; "
+                          f"got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}:train_seeds: {seeds} lists a seed twice; list each training seed once")
+    return list(seeds)
+
+
+def train_seed_arg(argv: list[str] | None = None, path: Path = PARAMS_PATH) -> int:
+    """The `--train-seed K` a training stage's dvc.yaml cmd passes (its one argument), checked against
+    train_seeds: a run outside that list would never be evaluated."""
+    parser = argparse.ArgumentParser(description="a training stage: one run per params.yaml:train_seeds entry")
+    parser.add_argument("--train-seed", type=int, required=True,
+                        help="this run's training seed, one of params.yaml:train_seeds (dvc repro passes it)")
+    seed = parser.parse_args(argv).train_seed
+    if seed not in (known := train_seeds(path)):
+        raise ConfigError(f"--train-seed {seed} is not in {path}:train_seeds {known}; add it there (dvc repro "
+                          "then trains it) or pass one of those")
+    return seed
+
+
+def load_training(cls: type[T], section: str, argv: list[str] | None = None, path: Path = PARAMS_PATH) -> T:
+    """load_section() for a training stage: its `seed` is this run's training seed (--train-seed), which varies
+    initialisation, augmentation, batch and tuple order. Splits and data follow the top-level `seed`."""
+    seed = train_seed_arg(argv, path)
+    return replace(load_section(cls, section, path), seed=seed)
 
 
 # kind -> the names a key of that kind may take. Each registry adds itself when imported (pipeline.models:
@@ -425,6 +465,7 @@ SECTION_TYPES: dict[str, type] = {
 def check_all(path: Path = PARAMS_PATH) -> None:
     """Validate every section of a params file; nested ones (data.synthetic, budget.*) are built with their section,
     and source and encoder names are checked against the registries imported (pipeline.profiles imports both)."""
+    train_seeds(path)
     loaded = {section: load_section(cls, section, path) for section, cls in SECTION_TYPES.items()}
     starts = {"train_baseline.encoder_weights": loaded["train_baseline"].encoder_weights,
               "pretrain_vcop.encoder_weights": loaded["pretrain_vcop"].encoder_weights,

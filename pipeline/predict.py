@@ -50,10 +50,12 @@ def find_images(targets: list[Path]) -> list[Path]:
 
 
 def load_model(spec: str) -> tuple[torch.nn.Module, dict, Path]:
-    """A condition name (its models/<stage>/model.pt, inside the project) or a model file path (from anywhere)."""
+    """A condition name (inside the project: its model of the lowest training seed trained,
+    models/<stage>/seed<k>/model.pt) or a model file path (from anywhere)."""
     if spec in artifacts.CONDITION_STAGES:
         stage = artifacts.CONDITION_STAGES[spec]
-        path = artifacts.model_path(stage)
+        seeds = artifacts.trained_seeds(stage)
+        path = artifacts.model_path(stage, min(seeds) if seeds else 0)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (condition '{spec}', relative to {Path.cwd()}): inside the "
                                     f"project run `dvc repro {stage}`; elsewhere give the file: --model "

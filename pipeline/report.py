@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -11,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import runtime  # noqa: E402
-from pipeline.artifacts import CONDITION_STAGES, CONDITIONS  # noqa: E402
+from pipeline.artifacts import CONDITION_STAGES, CONDITIONS, run_name  # noqa: E402
 from pipeline.comparison import Tables  # noqa: E402
 
 
@@ -55,26 +56,33 @@ def plot_bands(bands: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_training(histories: dict[str, pd.DataFrame], path: Path) -> None:
+def plot_training(histories: dict[tuple[str, int], pd.DataFrame], path: Path) -> None:
+    """Val curves of every (stage, training seed) run: one colour per stage, one line per seed."""
     fig, (ax_age, ax_vcop) = plt.subplots(1, 2, figsize=(10, 4))
-    for stage, frame in histories.items():
+    colours = {stage: f"C{i}" for i, stage in enumerate(dict.fromkeys(stage for stage, _ in histories))}
+    for (stage, seed), frame in histories.items():
+        first = seed == min(s for st, s in histories if st == stage)  # one legend entry per stage
         if "val_mae" in frame:
-            ax_age.plot(frame["step"], frame["val_mae"], marker="o", ms=3, label=stage)
+            ax_age.plot(frame["step"], frame["val_mae"], marker="o", ms=3, lw=1, color=colours[stage],
+                        label=stage if first else None)
         if "val_acc" in frame:
-            ax_vcop.plot(frame["step"], frame["val_acc"], marker="o", ms=3, label=f"{stage} val")
-            ax_vcop.plot(frame["step"], frame["train_acc"], ls="--", label=f"{stage} train")
-    ax_age.set(xlabel="epoch (all phases)", ylabel="val MAE (years)", title="Age training")
-    ax_vcop.set(xlabel="epoch", ylabel="permutation accuracy", title="VCOP pretext", ylim=(0, 1))
+            ax_vcop.plot(frame["step"], frame["val_acc"], marker="o", ms=3, lw=1, color=colours[stage],
+                         label=f"{stage} val" if first else None)
+            ax_vcop.plot(frame["step"], frame["train_acc"], ls="--", lw=1, color=colours[stage],
+                         label=f"{stage} train" if first else None)
+    ax_age.set(xlabel="epoch (all phases)", ylabel="val MAE (years)", title="Age training (one line per seed)")
+    ax_vcop.set(xlabel="epoch", ylabel="permutation accuracy", title="VCOP pretext (one line per seed)", ylim=(0, 1))
     for ax in (ax_age, ax_vcop):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
-def write_figures(tables: Tables, histories_dir: Path, plots_dir: Path) -> list[Path]:
-    """The four evaluate figures from its tables (comparison.Tables) and the training histories; their paths."""
-    histories = {s: pd.read_csv(p) for s in (*CONDITION_STAGES.values(), "pretrain_vcop")
-                 if (p := histories_dir / f"{s}.csv").exists()}
+def write_figures(tables: Tables, histories_dir: Path, plots_dir: Path, seeds: Sequence[int]) -> list[Path]:
+    """The four evaluate figures from its tables (comparison.Tables) and every seed's training history; their
+    paths."""
+    histories = {(s, seed): pd.read_csv(p) for s in (*CONDITION_STAGES.values(), "pretrain_vcop") for seed in seeds
+                 if (p := histories_dir / f"{run_name(s, seed)}.csv").exists()}
     figures = [plots_dir / f for f in ("cs_curve.png", "scatter.png", "mae_by_band.png", "training_curves.png")]
     plot_cs(tables.cs_curve, figures[0])
     plot_scatter(tables.predictions, figures[1])
@@ -92,25 +100,52 @@ def _ci(entry: dict | None) -> str:
     return f"{entry['mae_diff']:+.2f} [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]{mark}"
 
 
+def _mean_std(mean: float, std: float | None) -> str:
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
 def table(results: dict[str, dict], comparison: dict) -> str:
-    lines = ["| condition | Korean MAE | CS@5 | bias | Δ MAE vs baseline [95% CI] | Δ MAE vs finetune_korean "
-             "[95% CI] | general MAE |", "|---|---|---|---|---|---|---|"]
+    """The seed means: one row per condition."""
+    lines = ["| condition | Korean MAE (mean ± seed std) | CS@5 | bias | Δ MAE vs baseline [95% CI] | "
+             "Δ MAE vs finetune_korean [95% CI] | general MAE |", "|---|---|---|---|---|---|---|"]
     for name in CONDITIONS:
-        k, g = results[name]["korean"], results[name]["general"]
-        lines.append(f"| {name} | {k['mae']:.2f} | {k['cs5']:.3f} | {k['bias']:+.2f} | "
+        k, g, std = results[name]["korean"], results[name]["general"], results[name]["seed_std"]["korean"]
+        lines.append(f"| {name} | {_mean_std(k['mae'], std['mae'])} | {k['cs5']:.3f} | {k['bias']:+.2f} | "
                      f"{_ci(comparison['vs_baseline'].get(name))} | {_ci(comparison['vs_finetune_korean'].get(name))}"
                      f" | {g['mae']:.2f} |")
     return "\n".join(lines)
+
+
+def seed_table(results: dict[str, dict], comparison: dict) -> str:
+    """Each training seed's own numbers: Korean MAE, and Δ vs finetune_korean (no CI: one run each)."""
+    seeds = list(results[CONDITIONS[0]]["per_seed"])
+    lines = ["| condition | " + " | ".join(f"seed {s}: Korean MAE (Δ vs finetune_korean)" for s in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]
+    for name in CONDITIONS:
+        diffs = comparison["vs_finetune_korean"].get(name, {}).get("per_seed_mae_diff", {})
+        cells = [f"{results[name]['per_seed'][s]['korean']['mae']:.2f}" + (f" ({diffs[s]:+.2f})" if s in diffs else "")
+                 for s in seeds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ci_words(entry: dict) -> str:
+    """What a CI resamples, in words, so that a one-seed CI never reads as if it covered training noise."""
+    if entry.get("ci_over") == "seeds+persons":
+        return f"95% CI over {entry['n_seeds']} training seeds x {entry['n_persons']} test persons"
+    return f"95% CI over {entry['n_persons']} test persons of one training run"
 
 
 def verdict(results: dict[str, dict], comparison: dict) -> str:
     """One paragraph, every word decided by the numbers."""
     maes = {name: results[name]["korean"]["mae"] for name in CONDITIONS}
     best = min(maes, key=maes.get)
+    n_seeds = results[best]["n_seeds"]
     parts = [f"On the Korean test set ({results[best]['korean']['n']} photos, "
-             f"{comparison['vs_baseline'][next(iter(comparison['vs_baseline']))]['n_persons']} persons) the lowest "
-             f"MAE is {best}'s ({maes[best]:.2f} years" + (f"; Bayes floor {floor}" if (floor := comparison.get(
-                 "bayes_floor_korean")) is not None else "") + ")."]
+             f"{comparison['vs_baseline'][next(iter(comparison['vs_baseline']))]['n_persons']} persons; "
+             f"mean over {n_seeds} training seed(s)) the lowest MAE is {best}'s ({maes[best]:.2f} years"
+             + (f"; Bayes floor {floor}" if (floor := comparison.get("bayes_floor_korean")) is not None else "")
+             + ")."]
     for name in ("downstream", "multitrain"):
         entry = comparison["vs_finetune_korean"][name]
         if entry["ci_low"] is None:
@@ -119,17 +154,31 @@ def verdict(results: dict[str, dict], comparison: dict) -> str:
         elif entry["significant"]:
             direction = "better" if entry["mae_diff"] < 0 else "worse"
             parts.append(f"{name} is significantly {direction} than finetune_korean "
-                         f"(Δ {entry['mae_diff']:+.2f} years, 95% CI [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]).")
+                         f"(Δ {entry['mae_diff']:+.2f} years, {_ci_words(entry)} "
+                         f"[{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]).")
         else:
             parts.append(f"{name} is not significantly different from finetune_korean "
-                         f"(Δ {entry['mae_diff']:+.2f} years, 95% CI [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]"
-                         " includes 0).")
+                         f"(Δ {entry['mae_diff']:+.2f} years, {_ci_words(entry)} "
+                         f"[{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}] includes 0).")
     pretext = comparison["pretext"]
-    parts.append(f"The VCOP pretext reached {pretext['val_acc']:.2f} permutation accuracy on val tuples "
-                 f"(chance {pretext['chance']:.2f}).")
-    parts.append("This is one seed: CIs resample test persons, not training runs; run several seeds "
-                 "(README: Multiple seeds) before drawing conclusions.")
+    parts.append(f"The VCOP pretext on {pretext['n_val_tuples']} val tuples (mean over {pretext['n_seeds']} "
+                 f"seed(s)): top-1 {pretext['val_acc']:.2f} (chance {pretext['chance_acc']:.2f}), top-3 "
+                 f"{pretext['val_top3']:.2f} (chance {pretext['chance_top3']:.2f}), Kendall's tau between "
+                 f"predicted and true order {pretext['val_kendall_tau']:+.2f} (chance 0).")
+    if n_seeds == 1:
+        parts.append("This is one training seed: its CIs resample test persons, not training runs, so training "
+                     "noise is not in them; list several seeds in params.yaml:train_seeds before drawing "
+                     "conclusions.")
     return " ".join(parts)
+
+
+def _table_note(comparison: dict) -> str:
+    over = {"seeds+persons": "(training seed, test person) clusters, conditions paired on both",
+            "persons": "test persons only (one training seed: training noise is not in it)",
+            "none": "nothing: too few test persons for a CI"}[next(iter(comparison["vs_finetune_korean"].values()))
+                                                               ["ci_over"]]
+    return ("Every number is the mean over the training seeds; ± is the seed-to-seed std. Δ < 0 means the "
+            f"condition's MAE is lower. The paired bootstrap CI resamples {over}; * = it excludes 0.")
 
 
 def write_report(path: Path, results: dict[str, dict], comparison: dict, data_summary: dict,
@@ -139,8 +188,8 @@ def write_report(path: Path, results: dict[str, dict], comparison: dict, data_su
     text = "\n\n".join([
         "# age-vcop report",
         "Generated by `dvc repro` (stage evaluate) from metrics/eval/details/*.json and comparison.json; do not edit by hand.",
-        "## Conditions on the Korean test split\n\n" + body +
-        "\n\nΔ < 0 means the condition's MAE is lower. * = the 95% person-level paired bootstrap CI excludes 0.",
+        "## Conditions on the Korean test split\n\n" + body + "\n\n" + _table_note(comparison),
+        "## Each training seed\n\n" + seed_table(results, comparison),
         "## Verdict\n\n" + verdict(results, comparison),
         "## Data\n\n" + summary,
         "## Figures\n\n" + "\n".join(f"![{p.stem}](plots/{p.name})" for p in figures),

@@ -41,8 +41,9 @@ def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.devi
         device = _join_process_group(device)
     if device.type == "cpu":
         # torch defaults to all cores, but interop threads fight the intra-op pool on small machines;
-        # processes sharing the machine split the cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+        # processes sharing the machine split the cores. AGE_VCOP_THREADS sets the count instead: another count
+        # sums floats in another order, as another CPU does (benchmarks/perturbation.py)
+        torch.set_num_threads(cpu_threads(world_size))
     else:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -52,6 +53,16 @@ def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.devi
     if config is not None:
         log.info("config %s", asdict(config) if is_dataclass(config) else config)
     return device
+
+
+def cpu_threads(world_size: int = 1) -> int:
+    """Intra-op threads per process: AGE_VCOP_THREADS when set, else the cores split over the processes."""
+    forced = os.environ.get("AGE_VCOP_THREADS", "")
+    if forced:
+        if not forced.isdigit() or int(forced) < 1:
+            raise ValueError(f"AGE_VCOP_THREADS={forced!r}: expected a whole number >= 1 (or unset it)")
+        return int(forced)
+    return max(1, (os.cpu_count() or 1) // world_size)
 
 
 def _join_process_group(device: torch.device) -> torch.device:

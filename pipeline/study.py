@@ -1,12 +1,14 @@
 """Label-budget study: when does order pretraining help? Runs and collects a sweep of DVC experiments.
 
-    python -m pipeline.study run      # one `dvc exp run` per (label fraction, seed), unchanged stages reused
+    python -m pipeline.study run      # one `dvc exp run` per (label fraction, split seed), unchanged stages reused
     python -m pipeline.study collect  # metrics/study.json, metrics/study.md, metrics/plots/study.png
                                       # (another profile P: metrics/study_P.json, study_P.md, plots/study_P.png)
 
-Both take --profile (default `study`, profiles/study.yaml: ~1 h on 2 CPU cores; `full` on a GPU): its
-overrides go to every run as `-S` options, and collect keeps only the experiments run with them.
-Seeds run in the outer loop: a seed's fraction-independent training (VCOP pretraining, the general phases,
+Both take --profile (default `study`, profiles/study.yaml; `full` on a GPU): its overrides go to every run as
+`-S` options, and collect keeps only the experiments run with them. Training seeds are not split seeds: each
+run sets the split seed (`seed`: which persons are train, val and test) and trains every params.yaml:train_seeds
+seed on that split, so 3 split seeds x the default 3 training seeds are 9 training runs per fraction. Split
+seeds run in the outer loop: a split's fraction-independent training (VCOP pretraining, the general phases,
 which DVC or the finished checkpoints in .checkpoints/ reuse) is done once for its five fractions.
 
 The label fraction (`split_korean.label_frac`, chosen by person) limits the *labelled* Korean training photos of
@@ -28,21 +30,21 @@ import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
-from pipeline.evaluate import compare
+from pipeline.evaluate import compare_blocks
 
 log = logging.getLogger("pipeline.study")
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
-SEEDS = (0, 1, 2)
+SPLIT_SEEDS = (0, 1, 2)
 FRACTION_KEY = "split_korean.label_frac"
 REFERENCE = "finetune_korean"
-GENERAL_KEY = "4_general_mae"  # the headline metric evaluate writes per condition (metrics/eval/<condition>.json)
+GENERAL_KEY = "05_general_mae"  # the headline metric evaluate writes per condition (metrics/eval/<condition>.json)
 
 
-def run(fractions: list[float], seeds: list[int], profile: str) -> None:
+def run(fractions: list[float], split_seeds: list[int], profile: str) -> None:
     """Each run is a workspace experiment: DVC skips stages whose deps and params did not change."""
     extra = profiles.set_args(profile)  # a bad profile fails here, before the first run
-    total, started = len(fractions) * len(seeds), time.monotonic()
-    for i, (seed, fraction) in enumerate(((s, f) for s in seeds for f in fractions), start=1):
+    total, started = len(fractions) * len(split_seeds), time.monotonic()
+    for i, (seed, fraction) in enumerate(((s, f) for s in split_seeds for f in fractions), start=1):
         name = f"study-{profile}-f{fraction:g}-s{seed}"
         log.info("[%d/%d] running %s (%.0f min so far)", i, total, name, (time.monotonic() - started) / 60)
         subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-n", name, *extra, "-S", f"seed={seed}",
@@ -57,10 +59,11 @@ def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
 
 def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame, float | None]:
     """Per-photo Korean-test predictions of every finished study experiment based on commit `rev` (HEAD) and
-    run with a profile's `overrides` (one row per run and photo), and the Korean Bayes floor of their data."""
+    run with a profile's `overrides` (one row per run, training seed and photo: columns split_seed, train_seed,
+    photo, person_id, age, one per condition), and the Korean Bayes floor of their data."""
     exps, base = aggregate.experiments(rev)
     params = {**base, **overrides}
-    frames, data_json, seen = [], None, set()
+    frames, data_json, seen, old_format = [], None, set(), 0
     for exp in exps:
         exp_rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
         fraction = aggregate.value_of(exp, FRACTION_KEY)
@@ -75,11 +78,16 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         preds = _git_csv(exp_rev, "metrics/eval/predictions.csv")
         if preds is None or "person_id" not in preds:
             continue
+        if not {"seed", "photo"} <= set(preds):  # written before training seeds were separate from the split's
+            old_format += 1
+            continue
         seen.add(run_key)
-        # `photo`: the row in predictions.csv (the test split's order), which names a photo across profiles
-        frames.append(preds.assign(photo=range(len(preds)), label_frac=run_key[0], seed=run_key[1],
-                                   **general_maes(exp_rev)))
+        frames.append(preds.rename(columns={"seed": "train_seed"}).assign(
+            label_frac=run_key[0], split_seed=run_key[1], **general_maes(exp_rev)))
         data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
+    if old_format:
+        log.warning("skipped %d experiment(s) whose predictions.csv has no training-seed column (made before "
+                    "per-seed training); rerun them with `python -m pipeline.study run`", old_format)
     if not frames:
         return pd.DataFrame(), None
     runs = pd.concat(frames, ignore_index=True)
@@ -99,33 +107,59 @@ def general_maes(rev: str) -> dict[str, float]:
     return maes
 
 
+def error_blocks(runs: pd.DataFrame, diff: pd.Series) -> list[tuple[np.ndarray, np.ndarray]]:
+    """evaluate.seed_person_bootstrap's blocks: one per split seed, `diff` as (training seed, photo) rows.
+
+    `runs` holds split_seed, train_seed, photo and person_id; `diff` one value per row of it (e.g. |err_a| -
+    |err_b|). Every training seed of a split must hold the same photos (evaluate writes them so)."""
+    blocks = []
+    for split, part in runs.assign(diff=diff).groupby("split_seed"):
+        table = part.pivot(index="train_seed", columns="photo", values="diff")
+        if table.isna().any().any():
+            raise ValueError(f"split seed {split}: the training seeds' predictions.csv rows cover different photos; "
+                             "rerun evaluate for that experiment")
+        persons = part.drop_duplicates("photo").set_index("photo")["person_id"].reindex(table.columns)
+        blocks.append((table.to_numpy(), persons.to_numpy()))
+    return blocks
+
+
 def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[dict]:
-    """Per (condition, fraction): MAE mean ± std over seeds, and the paired Δ vs finetune_korean with a CI that
-    resamples (seed, person) clusters pooled over seeds."""
+    """Per (condition, fraction): Korean MAE mean over every (split seed, training seed) run, its std over runs,
+    over training seeds within a split (pooled) and over split means, and the paired Δ vs finetune_korean with a CI
+    that resamples (training seed, person) clusters within each split (splits are strata)."""
     rows = []
     for fraction, part in runs.groupby("label_frac"):
-        cluster = part["seed"].astype(str) + ":" + part["person_id"]
-        errors = {c: (part[c] - part["age"]).abs().to_numpy() for c in CONDITION_STAGES}
+        errors = {c: (part[c] - part["age"]).abs() for c in CONDITION_STAGES}
+        n_splits = part["split_seed"].nunique()
         for condition in CONDITION_STAGES:
-            per_seed = part.assign(e=errors[condition]).groupby("seed")["e"].mean()
-            row = {"condition": condition, "label_frac": float(fraction), "n_seeds": int(per_seed.size),
-                   "mae_mean": float(per_seed.mean()),
-                   "mae_std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else None}
-            general = part.groupby("seed")[f"general_{condition}"].first() if f"general_{condition}" in part else None
-            # a mean over fewer seeds than the Korean MAE's would not be comparable beside it
+            per_run = part.assign(e=errors[condition]).groupby(["split_seed", "train_seed"])["e"].mean()
+            within = per_run.groupby(level="split_seed").var(ddof=1).dropna()  # one training seed: no variance
+            split_means = per_run.groupby(level="split_seed").mean()
+            row = {"condition": condition, "label_frac": float(fraction), "n_splits": int(n_splits),
+                   "n_train_seeds": int(per_run.groupby(level="split_seed").size().min()), "n_runs": int(per_run.size),
+                   "mae_mean": float(per_run.mean()),
+                   "mae_std": float(per_run.std(ddof=1)) if per_run.size > 1 else None,
+                   "mae_train_std": float(np.sqrt(within.mean())) if len(within) else None,
+                   "mae_split_std": float(split_means.std(ddof=1)) if n_splits > 1 else None}
+            general = part.groupby("split_seed")[f"general_{condition}"].first() if f"general_{condition}" in part \
+                else None
+            # a mean over fewer splits than the Korean MAE's would not be comparable beside it
             row["general_mae_mean"] = float(general.mean()) if general is not None and general.notna().all() else None
             if condition != REFERENCE:
-                diff = compare(errors[condition], errors[REFERENCE], cluster.to_numpy(), n_boot, 0, ci)
+                diff = compare_blocks(error_blocks(part, errors[condition] - errors[REFERENCE]), n_boot, 0, ci)
                 row.update({f"vs_{REFERENCE}_{k}": v for k, v in diff.items() if k != "no_ci_reason"})
             rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [f"| condition | label fraction | seeds | Korean MAE (mean ± std) | Δ vs {REFERENCE} [95% CI] | "
-             "general MAE (mean) |", "|---|---|---|---|---|---|"]
+    lines = [f"| condition | label fraction | splits x training seeds | Korean MAE (mean ± std over runs) | "
+             f"training-seed std | Δ vs {REFERENCE} [95% CI] | CI over | general MAE (mean) |",
+             "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
     for r in rows:
         std = f" ± {r['mae_std']:.2f}" if r["mae_std"] is not None else ""
+        over = "-"
         if r["condition"] == REFERENCE:
             delta = "-"
         elif r[f"vs_{REFERENCE}_ci_low"] is None:
@@ -134,9 +168,10 @@ def markdown(rows: list[dict]) -> str:
             mark = " *" if r[f"vs_{REFERENCE}_significant"] else ""
             delta = (f"{r[f'vs_{REFERENCE}_mae_diff']:+.2f} [{r[f'vs_{REFERENCE}_ci_low']:+.2f}, "
                      f"{r[f'vs_{REFERENCE}_ci_high']:+.2f}]{mark}")
-        general = f"{r['general_mae_mean']:.2f}" if r.get("general_mae_mean") is not None else "-"
-        lines.append(f"| {r['condition']} | {r['label_frac']:g} | {r['n_seeds']} | {r['mae_mean']:.2f}{std} | "
-                     f"{delta} | {general} |")
+            over = r[f"vs_{REFERENCE}_ci_over"]
+        lines.append(f"| {r['condition']} | {r['label_frac']:g} | {r['n_splits']} x {r['n_train_seeds']} | "
+                     f"{r['mae_mean']:.2f}{std} | {fmt(r['mae_train_std'])} | {delta} | {over} | "
+                     f"{fmt(r.get('general_mae_mean'))} |")
     return "\n".join(lines)
 
 
@@ -150,13 +185,13 @@ def plot(rows: list[dict], floor: float | None, path: Path) -> None:
     for condition, part in table.groupby("condition", sort=False):
         part = part.sort_values("label_frac")
         std = part["mae_std"].astype(float).fillna(0).to_numpy()
-        band = 1.96 * std / np.sqrt(part["n_seeds"].to_numpy())  # 95% band of the mean over seeds
+        band = 1.96 * std / np.sqrt(part["n_runs"].to_numpy())  # 95% band of the mean over runs
         ax.plot(part["label_frac"], part["mae_mean"], marker="o", label=condition)
         ax.fill_between(part["label_frac"], part["mae_mean"] - band, part["mae_mean"] + band, alpha=0.2)
     if floor is not None:
         ax.axhline(floor, color="k", ls="--", lw=1, label="Bayes floor")
     ax.set(xscale="log", xlabel="labelled share of Korean training persons", ylabel="Korean test MAE (years)",
-           title="MAE vs label budget (mean over seeds, 95% band)")
+           title="MAE vs label budget (mean over runs, 95% band)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
@@ -172,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "collect", "all"])
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--split-seeds", "--seeds", dest="split_seeds", type=int, nargs="+",
+                        default=list(SPLIT_SEEDS), help="split seeds (top-level `seed`); each run trains every "
+                        "params.yaml:train_seeds seed on its split")
     parser.add_argument("--profile", default="study", help="profiles/<name>.yaml, or `default` for params.yaml")
     parser.add_argument("--rev", default=None, help="collect: the experiments of this commit (default: HEAD)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     if args.action in ("run", "all"):
-        run(args.fractions, args.seeds, args.profile)
+        run(args.fractions, args.split_seeds, args.profile)
     if args.action in ("collect", "all"):
         overrides = profiles.overrides(args.profile)
         runs, floor = collect_runs(overrides, args.rev)
@@ -186,13 +223,16 @@ def main(argv: list[str] | None = None) -> int:
             log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
                       "--profile %s` first", args.profile, args.profile)
             return 2
-        rows, seeds = summarise(runs), sorted(runs["seed"].unique().tolist())
+        rows = summarise(runs)
+        splits, trained = (sorted(runs[c].unique().tolist()) for c in ("split_seed", "train_seed"))
         name = output_name(args.profile)
-        runtime.write_json(f"metrics/{name}.json", {"profile": args.profile, "overrides": overrides, "seeds": seeds,
-                                                    "rows": rows, "bayes_floor_korean": floor})
+        runtime.write_json(f"metrics/{name}.json", {"profile": args.profile, "overrides": overrides,
+                                                    "split_seeds": splits, "train_seeds": trained, "rows": rows,
+                                                    "bayes_floor_korean": floor})
         text = markdown(rows)
         runtime.write_text(f"metrics/{name}.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
-                           f"seeds {', '.join(map(str, seeds))})\n\n{text}\n")
+                           f"split seeds {', '.join(map(str, splits))}, training seeds "
+                           f"{', '.join(map(str, trained))})\n\n{text}\n")
         plot(rows, floor, Path(f"metrics/plots/{name}.png"))
         print(text)
     return 0

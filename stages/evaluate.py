@@ -1,4 +1,5 @@
-"""Stage evaluate: every condition's final model on the Korean and general test splits; paired CIs; report."""
+"""Stage evaluate: every condition's final model of every training seed on the Korean and general test splits;
+seed means, paired CIs over (seed, person); report."""
 from pathlib import Path
 
 from pipeline import comparison, config, phases, report, runtime
@@ -11,19 +12,21 @@ OUT, PLOTS, REPORT = Path("metrics/eval"), Path("metrics/plots"), Path("metrics/
 
 
 def main() -> None:
-    cfg = config.load_section(config.EvalConfig, "evaluate")
+    cfg = config.load_section(config.EvalConfig, "evaluate")  # cfg.seed: the split seed (the bootstrap's draws)
+    seeds = config.train_seeds()
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="evaluate")
     images = open_images(phases.CACHE)
     tests = {name: read_split(path) for name, path in TESTS.items()}
-    preds = comparison.predict_conditions(images, tests, device, cfg.batch_size)
-    results = comparison.condition_metrics(preds, tests)
-    compared = comparison.compare_conditions(preds, tests["korean"], cfg)
+    preds = comparison.predict_conditions(images, tests, device, cfg.batch_size, seeds)
+    results = comparison.condition_metrics(preds, tests, seeds)
+    compared = comparison.compare_conditions(preds, tests["korean"], cfg, seeds)
     data_summary = runtime.read_json(DATA_SUMMARY)
     compared["bayes_floor_korean"] = data_summary.get("bayes_floor_mae_korean")
-    compared["pretext"] = comparison.pretext_accuracy(images, device, cfg)
-    tables = comparison.tables(preds, tests["korean"], results)
+    compared["pretext"] = comparison.pretext_scores(images, device, cfg, seeds)
+    compared["train_seeds"] = seeds
+    tables = comparison.tables(preds, tests["korean"], results, seeds)
     comparison.write_outputs(OUT, results, compared, tables)
-    figures = report.write_figures(tables, HISTORIES, PLOTS)
+    figures = report.write_figures(tables, HISTORIES, PLOTS, seeds)
     print(report.write_report(REPORT, results, compared, data_summary, figures))
 
 

@@ -1,21 +1,26 @@
-"""Stage finetune_korean (condition 2): the baseline fine-tuned on the labelled Korean training persons."""
+"""Stage finetune_korean (condition 2): the baseline fine-tuned on the labelled Korean training persons.
+
+One run per training seed K, from train_baseline's run K (dvc.yaml's foreach passes --train-seed K)."""
 
 from pipeline import artifacts, config, phases, runtime, train
 
-BASELINE = artifacts.model_path("train_baseline")
-# outs: models/finetune_korean/model.pt, metrics/train/finetune_korean.json, metrics/history/finetune_korean.csv
+# deps: models/train_baseline/seed<K>/model.pt
+# outs: models/finetune_korean/seed<K>/model.pt, metrics/train/finetune_korean/seed<K>.json,
+#       metrics/history/finetune_korean/seed<K>.csv
 
 
 def main() -> None:
-    cfg = config.load_section(config.FinetuneKoreanConfig, "finetune_korean")
+    cfg = config.load_training(config.FinetuneKoreanConfig, "finetune_korean")  # cfg.seed: the training seed
     budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="finetune_korean")
-    model, encoder = artifacts.load_age_model(BASELINE, needed_by="finetune_korean")
+    model, encoder = artifacts.load_age_model(artifacts.model_path("train_baseline", cfg.seed),
+                                              needed_by="finetune_korean")
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
-    metrics, history = phases.run_age_phases(model, "finetune_korean", ["korean"], budget, cfg, device, step,
-                                             cfg.lr_scale, from_trained=True)
+    metrics, history = phases.run_age_phases(model, artifacts.run_name("finetune_korean", cfg.seed), ["korean"],
+                                             budget, cfg, device, step, cfg.lr_scale, from_trained=True)
     # trained_on: the baseline it starts from learned the general ages
-    artifacts.save_outputs("finetune_korean", model, "age", encoder, metrics, history, trained_on=["general", "korean"])
+    artifacts.save_outputs("finetune_korean", cfg.seed, model, "age", encoder, metrics, history,
+                           trained_on=["general", "korean"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Stage pretrain_vcop: a shared per-photo encoder + VCOP head learn the temporal order of a person's photos."""
+"""Stage pretrain_vcop: a shared per-photo encoder + VCOP head learn the temporal order of a person's photos.
+
+One run per training seed K (dvc.yaml's foreach passes --train-seed K)."""
 import math
 
 from pipeline import artifacts, checkpoint, config, phases, runtime, train
@@ -7,22 +9,26 @@ from pipeline.data.loaders import Loaders
 from pipeline.models import VCOPModel, build_encoder
 
 # deps: data/cache, data/sequences
-# outs: models/pretrain_vcop/model.pt, metrics/train/pretrain_vcop.json, metrics/history/pretrain_vcop.csv
+# outs: models/pretrain_vcop/seed<K>/model.pt, metrics/train/pretrain_vcop/seed<K>.json,
+#       metrics/history/pretrain_vcop/seed<K>.csv
 
 
 def main() -> None:
-    cfg = config.load_section(config.VCOPConfig, "pretrain_vcop")
+    cfg = config.load_training(config.VCOPConfig, "pretrain_vcop")  # cfg.seed: the training seed
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="pretrain_vcop")
     images = open_images(phases.CACHE)
+    # the val tuples' shuffles follow the split seed, as evaluate draws them: every run selects on the same task
+    val_seed = config.split_seed()
     loaders = Loaders(
         train=phases.tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers),
-        val=phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, False, cfg.num_workers))
+        val=phases.tuple_loader(images, "val", cfg.batch_size, val_seed, device, False, cfg.num_workers))
     tuple_len = loaders.train.dataset.tuple_len
     model = VCOPModel(build_encoder(cfg.encoder, cfg.encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
     inputs = checkpoint.input_digest(*phases.sequence_files())
-    result = train.fit(model, loaders, train.vcop_step, cfg, checkpoint.CHECKPOINTS / "pretrain_vcop", device,
-                       select="acc", maximize=True, tag="pretrain_vcop", fingerprint_parts=(inputs,))
-    artifacts.save_outputs("pretrain_vcop", model, "vcop", cfg.encoder,
+    run = artifacts.run_name("pretrain_vcop", cfg.seed)
+    result = train.fit(model, loaders, train.vcop_step, cfg, checkpoint.CHECKPOINTS / run, device,
+                       select="acc", maximize=True, tag=run, fingerprint_parts=(inputs, val_seed))
+    artifacts.save_outputs("pretrain_vcop", cfg.seed, model, "vcop", cfg.encoder,
                            {**result.best, "chance_acc": 1 / math.factorial(tuple_len)}, result.history,
                            tuple_len=tuple_len, head_hidden=cfg.head_hidden)
 

@@ -17,15 +17,35 @@ def test_only_runs_that_differ_in_the_varied_param_are_collected():
 def test_summary_mean_std_and_pooled_mae():
     rows = pd.DataFrame([
         {"run": "a", "condition": "baseline", "korean_mae": 2.0, "korean_cs5": 0.5, "korean_bias": 0.0,
-         "general_mae": 1.0, "n": 1},
+         "general_mae": 1.0, "n": 1, "korean_mae_seed_std": 0.3, "n_seeds": 3},
         {"run": "b", "condition": "baseline", "korean_mae": 4.0, "korean_cs5": 0.7, "korean_bias": 1.0,
-         "general_mae": 3.0, "n": 3},
+         "general_mae": 3.0, "n": 3, "korean_mae_seed_std": 0.4, "n_seeds": 3},
         {"run": "b", "condition": "baseline", "korean_mae": 9.0, "korean_cs5": 0.1, "korean_bias": 1.0,
-         "general_mae": 3.0, "n": 3},  # an older experiment of the same run: dropped
+         "general_mae": 3.0, "n": 3, "korean_mae_seed_std": 9.0, "n_seeds": 3},  # an older experiment of the same run: dropped
     ])
     table = aggregate.summarise(rows)
     row = table.loc["baseline"]
     assert row["n_runs"] == 2 and row["korean_mae_mean"] == pytest.approx(3.0)
     assert row["korean_mae_std"] == pytest.approx(2 ** 0.5)
     assert row["korean_mae_pooled"] == pytest.approx((2.0 * 1 + 4.0 * 3) / 4)
-    assert "| baseline | 2 | 3.00 ± 1.41 |" in aggregate.markdown(table)
+    # training noise within a run beside the spread between runs: root mean of the runs' seed variances
+    assert row["korean_mae_train_std"] == pytest.approx(((0.3 ** 2 + 0.4 ** 2) / 2) ** 0.5)
+    assert "| baseline | 2 | 3 | 3.00 ± 1.41 | 0.35 |" in aggregate.markdown(table)
+
+
+def test_a_one_seed_run_has_no_training_seed_std():
+    rows = pd.DataFrame([{"run": r, "condition": "baseline", "korean_mae": m, "korean_cs5": 0.5, "korean_bias": 0.0,
+                          "general_mae": 1.0, "n": 2, "korean_mae_seed_std": float("nan"), "n_seeds": 1}
+                         for r, m in (("a", 2.0), ("b", 3.0))])
+    assert "| baseline | 2 | 1 | 2.50 ± 0.71 | - |" in aggregate.markdown(aggregate.summarise(rows))
+
+
+def test_collect_reads_seed_means_and_skips_details_from_before_per_seed_training(monkeypatch):
+    per_seed = {"korean": {"mae": 3.0, "cs5": 0.6, "bias": 0.1, "n": 10}, "general": {"mae": 5.0},
+                "seed_std": {"korean": {"mae": 0.2}}, "n_seeds": 2}
+    old = {"korean": {"mae": 3.0, "cs5": 0.6, "bias": 0.1, "n": 10}, "general": {"mae": 5.0}}
+    exps = [{"rev": "new", "State": "Success", "seed": 1}, {"rev": "old", "State": "Success", "seed": 2}]
+    monkeypatch.setattr(aggregate, "experiments", lambda rev=None: (exps, {"seed": 0}))
+    monkeypatch.setattr(aggregate, "_git_json", lambda rev, path: per_seed if rev == "new" else old)
+    rows = aggregate.collect()
+    assert set(rows["rev"]) == {"new"} and (rows["korean_mae_seed_std"] == 0.2).all() and (rows["n_seeds"] == 2).all()

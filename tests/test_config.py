@@ -218,3 +218,39 @@ def test_general_mix_is_a_korean_phase_share_below_0_9(tmp_path, phase, value, m
     params["budget"][phase]["general_mix"] = value
     with pytest.raises(ConfigError, match=match):
         load_section(config.BudgetConfig, "budget", write(tmp_path, params))
+
+
+def test_training_seed_comes_from_the_command_line_and_splits_keep_the_top_level_seed(tmp_path):
+    params = base_params()
+    params.update(seed=4, train_seeds=[0, 7])
+    path = write(tmp_path, params)
+    cfg = config.load_training(config.TrainBaselineConfig, "train_baseline", ["--train-seed", "7"], path)
+    assert cfg.seed == 7  # initialisation, augmentation, batch and tuple order
+    assert load_section(config.SplitConfig, "split_korean", path).seed == 4  # which persons are train/val/test
+    assert load_section(config.SequenceConfig, "build_sequences", path).seed == 4  # which tuples exist
+    assert config.split_seed(path) == 4
+
+
+def test_a_training_seed_outside_train_seeds_is_refused(tmp_path):
+    path = write(tmp_path, {**base_params(), "train_seeds": [0, 1]})
+    with pytest.raises(ConfigError, match=r"--train-seed 5 is not in .*train_seeds \[0, 1\]"):
+        config.train_seed_arg(["--train-seed", "5"], path)
+    with pytest.raises(SystemExit):  # argparse: the argument is required
+        config.train_seed_arg([], path)
+
+
+@pytest.mark.parametrize("seeds, match", [
+    ([], "non-empty list"), ([0, -1], "integers >= 0"), ("0", "non-empty list"), ([0, 1, 0], "lists a seed twice"),
+    (None, "non-empty list"),
+])
+def test_bad_train_seeds_name_the_key(tmp_path, seeds, match):
+    params = base_params()
+    params["train_seeds"] = seeds
+    path = write(tmp_path, params)
+    with pytest.raises(ConfigError, match=rf"params\.yaml:train_seeds: .*{match}"):
+        config.check_all(path)
+
+
+def test_shipped_params_train_several_seeds_and_the_smoke_profile_two():
+    assert len(config.train_seeds(ROOT / "params.yaml")) >= 3
+    assert config.train_seeds(ROOT / "tests/fixtures/params.tiny.yaml") == [0, 1]

@@ -1,7 +1,9 @@
-"""dvc.yaml contract: every stage's deps cover every project module its script imports, directly or not.
+"""dvc.yaml contract: every stage's deps cover every project module its script imports, directly or not, and
+every training stage runs once per training seed.
 
 A module missing from a stage's deps means a changed default there leaves stale models and metrics that
-`dvc status` calls up to date. Imports inside functions count too (ast walks the whole file).
+`dvc status` calls up to date. Imports inside functions count too (ast walks the whole file). A `foreach` stage
+is checked through its `do:` body, which every generated stage (name@seed) shares.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+RAW_STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+STAGES = {name: stage.get("do", stage) for name, stage in RAW_STAGES.items()}  # foreach: the per-item body
+TRAINING = ("pretrain_vcop", "train_baseline", "finetune_korean", "downstream", "multitrain")
 
 
 def module_file(name: str) -> Path | None:
@@ -78,3 +82,26 @@ def test_closure_follows_function_level_and_indirect_imports(tmp_path: Path) -> 
     assert Path("pipeline/__init__.py") in closure
     assert Path("pipeline/runtime.py") in closure
     assert len(closure) > 5  # config, runtime, data modules, ...
+
+
+def _paths(items: list) -> list[str]:
+    return [next(iter(item)) if isinstance(item, dict) else item for item in items]
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_stages_run_once_per_training_seed_with_their_own_outputs(name: str) -> None:
+    raw, stage = RAW_STAGES[name], STAGES[name]
+    assert raw.get("foreach") == "${train_seeds}", name
+    assert stage["cmd"] == f"python stages/{name}.py --train-seed ${{item}}"
+    assert _paths(stage["outs"]) == [f"models/{name}/seed${{item}}", f"metrics/train/{name}/seed${{item}}.json"]
+    assert _paths(stage["plots"]) == [f"metrics/history/{name}/seed${{item}}.csv"]
+    # a stage that read the list itself would rerun every seed when one is added
+    assert "train_seeds" not in stage.get("params", [])
+
+
+def test_a_run_starts_from_the_same_seeds_run_upstream_and_evaluate_reads_every_seed() -> None:
+    assert "models/train_baseline/seed${item}" in STAGES["finetune_korean"]["deps"]
+    assert "models/pretrain_vcop/seed${item}" in STAGES["downstream"]["deps"]
+    evaluate = STAGES["evaluate"]
+    assert "train_seeds" in evaluate["params"]
+    assert {f"models/{s}" for s in TRAINING} <= set(evaluate["deps"])  # above every seed's run: a new one counts

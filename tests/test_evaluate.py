@@ -62,3 +62,87 @@ def test_compare_reports_the_difference_without_ci_for_one_person():
     out = evaluate.compare(np.array([3.0, 5.0]), np.array([2.0, 2.0]), np.array(["p", "p"]), 100, 0)
     assert out["mae_diff"] == pytest.approx(2.0) and out["ci_low"] is None and not out["significant"]
     assert "korean_test_frac" in out["no_ci_reason"]
+
+
+def _person_diffs(rng: np.random.Generator, n_persons: int = 30, photos: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    persons = np.repeat(np.arange(n_persons), photos)
+    return rng.normal(0.3, 1.0, n_persons)[persons] + rng.normal(0, 0.3, len(persons)), persons
+
+
+def test_one_seed_ci_covers_persons_only_and_says_so():
+    diff, persons = _person_diffs(np.random.default_rng(0))
+    out = evaluate.paired_bootstrap(diff, np.zeros_like(diff), persons, 500, 0)
+    assert out["n_seeds"] == 1 and out["ci_over"] == "persons"
+    as_rows = evaluate.paired_bootstrap(diff[None], np.zeros((1, len(diff))), persons, 500, 0)
+    assert as_rows == out  # (n_photos,) and (1, n_photos) are the same one-seed run
+
+
+def test_ci_over_seeds_and_persons_widens_when_seeds_disagree():
+    """Same persons, same mean Δ: seeds that agree give the person-only width, seeds that disagree a wider CI."""
+    diff, persons = _person_diffs(np.random.default_rng(1))
+    agree = np.stack([diff, diff, diff])
+    disagree = np.stack([diff + 1.0, diff, diff - 1.0])  # a training-seed effect of ±1 year, mean unchanged
+    one = evaluate.paired_bootstrap(diff, np.zeros_like(diff), persons, 1000, 0)
+    same = evaluate.paired_bootstrap(agree, np.zeros_like(agree), persons, 1000, 0)
+    wide = evaluate.paired_bootstrap(disagree, np.zeros_like(disagree), persons, 1000, 0)
+    assert same["mae_diff"] == pytest.approx(one["mae_diff"]) == pytest.approx(wide["mae_diff"])
+    assert same["ci_over"] == wide["ci_over"] == "seeds+persons" and wide["n_seeds"] == 3
+    # crossed, not nested: a drawn person counts in every drawn seed, so identical seeds add no false precision
+    assert (same["ci_low"], same["ci_high"]) == pytest.approx((one["ci_low"], one["ci_high"]))
+    assert wide["ci_high"] - wide["ci_low"] > 1.5 * (one["ci_high"] - one["ci_low"])
+
+
+def test_conditions_are_paired_on_the_same_seed_and_person():
+    """A training seed that shifts both conditions' errors alike (the same run of shared upstream weights)
+    cancels in the paired difference: the CI stays as narrow as the condition gap's own noise."""
+    rng = np.random.default_rng(2)
+    persons = np.repeat(np.arange(20), 2)
+    base = rng.normal(4, 1, (3, len(persons)))
+    shared = np.array([[0.0], [3.0], [-3.0]])  # per-seed shift of both conditions
+    a, b = base + shared + 0.5, base + shared
+    out = evaluate.paired_bootstrap(a, b, persons, 500, 0)
+    assert out["mae_diff"] == pytest.approx(0.5) and out["ci_low"] == pytest.approx(0.5)
+    assert out["ci_high"] == pytest.approx(0.5) and out["significant"]
+    shuffled = evaluate.paired_bootstrap(a, b[::-1], persons, 500, 0)  # seeds mispaired: the shift leaks in
+    assert shuffled["ci_high"] - shuffled["ci_low"] > 1.0
+
+
+def test_blocks_are_strata_weighted_by_photos():
+    split_a = (np.full((2, 6), 1.0), np.repeat(np.arange(3), 2))  # 2 seeds x 6 photos, Δ 1
+    split_b = (np.full((3, 2), 4.0), np.array(["x", "y"]))  # 3 seeds x 2 photos, Δ 4
+    out = evaluate.seed_person_bootstrap([split_a, split_b], 300, 0)
+    assert out["mae_diff"] == pytest.approx((6 * 1 + 2 * 4) / 8) and out["n_persons"] == 5
+    assert 1.0 <= out["ci_low"] <= out["ci_high"] <= 4.0
+
+
+def test_seed_rows_must_hold_the_same_photos():
+    with pytest.raises(ValueError, match="same test photos"):
+        evaluate.seed_person_bootstrap([(np.zeros((2, 5)), np.arange(4))], 100, 0)
+
+
+def test_too_few_persons_still_reports_the_seed_mean_difference():
+    out = evaluate.compare(np.array([[3.0, 5.0], [1.0, 1.0]]), np.full((2, 2), 2.0), np.array(["p", "p"]), 100, 0)
+    assert out["mae_diff"] == pytest.approx(0.5) and out["ci_low"] is None and out["ci_over"] == "none"
+    assert out["n_seeds"] == 2
+
+
+def test_kendall_tau_of_orders():
+    truth = np.array([[0, 1, 2], [0, 1, 2], [0, 1, 2]])
+    guess = np.array([[0, 1, 2], [2, 1, 0], [0, 2, 1]])  # same, reversed, one pair swapped
+    assert evaluate.kendall_tau(guess, truth) == pytest.approx([1.0, -1.0, 1 / 3])
+
+
+def test_pretext_metrics_top1_top3_and_tau_beside_chance():
+    from pipeline.data.sequences import permutations
+
+    perms = permutations(3)  # 6 classes
+    labels = np.array([0, 1, 5])
+    logits = np.zeros((3, 6))
+    logits[0, 0] = 3  # right
+    logits[1, [2, 3, 1]] = [3, 2, 1]  # true class third: a top-3 hit only
+    logits[2, 0] = 3  # (0,1,2) guessed for (2,1,0): order reversed
+    out = evaluate.pretext_metrics(logits, labels, perms)
+    assert out["val_acc"] == pytest.approx(1 / 3) and out["val_top3"] == pytest.approx(2 / 3)
+    tau_second = evaluate.kendall_tau(perms[[2]], perms[[1]])[0]
+    assert out["val_kendall_tau"] == pytest.approx((1.0 + tau_second - 1.0) / 3)
+    assert (out["chance_acc"], out["chance_top3"], out["chance_kendall_tau"]) == pytest.approx((1 / 6, 0.5, 0.0))

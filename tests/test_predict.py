@@ -35,11 +35,11 @@ def model_file(tmp_path_factory) -> Path:
         cache_build.build_cache(table, None, Path("data/cache"), SETTINGS, workers=1)
         runtime.write_csv(Path("data/splits/general_train.csv"), pd.DataFrame({"age": [4.0, 71.0, 30.0]}))
         torch.manual_seed(0)
-        artifacts.save_outputs("train_baseline", AgeRegressor(build_encoder("tiny_cnn")), "age", "tiny_cnn",
+        artifacts.save_outputs("train_baseline", 0, AgeRegressor(build_encoder("tiny_cnn")), "age", "tiny_cnn",
                                {"general_mae": 1.0}, [{"train_loss": 1.0}], trained_on=["general"])
     finally:
         os.chdir(cwd)
-    return project / "models" / "train_baseline" / "model.pt"
+    return project / "models" / "train_baseline" / "seed0" / "model.pt"
 
 
 def test_model_file_records_its_inputs_as_plain_values(model_file):
@@ -115,3 +115,14 @@ def test_model_argument_messages(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         predict.load_model("nowhere/model.pt")
     assert "dvc repro" not in str(err.value) and "model file nowhere/model.pt not found" in str(err.value)
+
+
+def test_a_condition_name_takes_the_lowest_training_seed_trained(model_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for seed in (3, 1):
+        path = artifacts.model_path("train_baseline", seed)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(model_file.read_bytes())
+    assert artifacts.trained_seeds("train_baseline") == [1, 3]
+    _, _, path = predict.load_model("baseline")
+    assert path == Path("models/train_baseline/seed1/model.pt")

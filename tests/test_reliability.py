@@ -13,8 +13,8 @@ from pipeline.models import AgeRegressor, VCOPModel, build_encoder
 
 
 def test_missing_upstream_model_names_the_stage_to_run(in_tmp):
-    with pytest.raises(FileNotFoundError, match=r"needs the output of stage 'train_baseline'.*dvc repro train_baseline"):
-        artifacts.load_age_model(artifacts.model_path("train_baseline"), needed_by="finetune_korean")
+    with pytest.raises(FileNotFoundError, match=r"needs the output of stage 'train_baseline@1'.*dvc repro train_baseline@1"):
+        artifacts.load_age_model(artifacts.model_path("train_baseline", 1), needed_by="finetune_korean")
 
 
 def test_wrong_model_kind_is_refused(in_tmp):
@@ -94,3 +94,19 @@ def test_model_files_load_with_weights_only(in_tmp):
     artifacts.save_model(Path("v.pt"), VCOPModel(build_encoder("tiny_cnn"), 3, 16), "vcop", "tiny_cnn", tuple_len=3,
                          head_hidden=16)
     assert torch.load("v.pt", weights_only=True)["tuple_len"] == 3
+
+
+def test_thread_count_can_be_forced_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.setenv("AGE_VCOP_THREADS", "1")
+    assert runtime.cpu_threads(world_size=2) == 1
+    monkeypatch.setenv("AGE_VCOP_THREADS", "two")
+    with pytest.raises(ValueError, match="AGE_VCOP_THREADS='two'"):
+        runtime.cpu_threads()
+    monkeypatch.delenv("AGE_VCOP_THREADS")
+    assert runtime.cpu_threads() == max(1, (os.cpu_count() or 1))
+
+
+def test_each_training_run_writes_under_its_own_seed(in_tmp):
+    assert artifacts.model_path("finetune_korean", 2) == Path("models/finetune_korean/seed2/model.pt")
+    assert artifacts.train_metrics_path("finetune_korean", 2) == Path("metrics/train/finetune_korean/seed2.json")
+    assert artifacts.history_path("finetune_korean", 2) == Path("metrics/history/finetune_korean/seed2.csv")
