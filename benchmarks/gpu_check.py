@@ -6,8 +6,9 @@ training throughput (the loop's own `samples/s` log lines) and peak GPU memory (
     python benchmarks/gpu_check.py --profile full --epochs 2 --stages prepare_data,split_korean,train_baseline \
         --set budget.general.amp=false --out results/                        # AMP off, for the on/off ratio
 
-It runs the stage scripts directly (`python stages/<name>.py`, in the order of dvc.yaml, which is a topological
-order) in a fresh copy of the sources, because DVC is not installed on the lent GPU machines; with DVC present,
+It runs the stage scripts directly (`python stages/<name>.py`, a training stage once per train_seeds entry with
+`--train-seed K` as dvc.yaml's foreach does, in the order of dvc.yaml, which is a topological order) in a fresh
+copy of the sources, because DVC is not installed on the lent GPU machines; with DVC present,
 `dvc exp run $(python -m pipeline.profiles full)` runs the same commands. `--epochs N` caps every training
 phase's epochs (for a device-time budget); per-epoch times are reported so the full budget can be extrapolated.
 """
@@ -84,15 +85,27 @@ def profile_params(profile: str, epochs: int, extra: list[str]) -> dict:
     return params
 
 
-def run_stages(work: Path, stages: list[str], log_dir: Path, partial: Path) -> list[dict]:
+def stage_runs(stages: dict, params: dict, wanted: list[str]) -> list[tuple[str, list[str]]]:
+    """(name, script and arguments) of each run in dvc.yaml order: a foreach stage once per training seed."""
+    runs = []
+    for name, stage in stages.items():
+        if wanted and name not in wanted:
+            continue
+        if "foreach" in stage:
+            runs += [(f"{name}@{k}", [f"stages/{name}.py", "--train-seed", str(k)]) for k in params["train_seeds"]]
+        else:
+            runs.append((name, [f"stages/{name}.py"]))
+    return runs
+
+
+def run_stages(work: Path, runs: list[tuple[str, list[str]]], log_dir: Path, partial: Path) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(work), "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
     rows = []
-    for stage in stages:
+    for stage, command in runs:
         poll = GpuMemoryPoll()
         poll.start()
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run([sys.executable, *command], cwd=work, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         peak = poll.stop()
         log_text = proc.stdout + proc.stderr
@@ -122,10 +135,10 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     params = profile_params(args.profile, args.epochs, args.set)
-    all_stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    stages = [s for s in all_stages if not args.stages or s in args.stages.split(",")]
+    wanted = args.stages.split(",") if args.stages else []
+    runs = stage_runs(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"], params, wanted)
     work = args.work / args.profile
-    if not args.stages or "prepare_data" in stages:
+    if not wanted or "prepare_data" in wanted:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     for name in SOURCES:
@@ -137,12 +150,12 @@ def main() -> int:
     tag = args.profile + ("-" + "-".join(s.replace("=", "_").replace(".", "_") for s in args.set) if args.set else "")
     log_dir = args.work / "logs" / tag  # stage logs beside the work copies; summaries (few files) under --out
     log_dir.mkdir(parents=True, exist_ok=True)
-    rows = run_stages(work, stages, log_dir, args.out / f"{tag}.partial.json")
+    rows = run_stages(work, runs, log_dir, args.out / f"{tag}.partial.json")
     summary = {"profile": args.profile, "epochs_cap": args.epochs, "overrides": args.set, "stages": rows,
                "total_s": round(sum(r["seconds"] for r in rows), 1)}
     korean = work / "metrics/eval"
     if korean.exists():
-        summary["korean_test_mae"] = {p.stem: json.loads(p.read_text()).get("korean", {}).get("mae")
+        summary["korean_test_mae"] = {p.stem: json.loads(p.read_text()).get("01_korean_mae")
                                       for p in sorted(korean.glob("*.json")) if p.stem != "comparison"}
     (args.out / f"{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / f"{tag}.partial.json").unlink()

@@ -21,7 +21,7 @@ def test_summary_mean_std_and_pooled_mae():
         {"run": "b", "condition": "baseline", "korean_mae": 4.0, "korean_cs5": 0.7, "korean_bias": 1.0,
          "general_mae": 3.0, "n": 3, "korean_mae_seed_std": 0.4, "n_seeds": 3},
         {"run": "b", "condition": "baseline", "korean_mae": 9.0, "korean_cs5": 0.1, "korean_bias": 1.0,
-         "general_mae": 3.0, "n": 3, "korean_mae_seed_std": 9.0, "n_seeds": 3},  # an older experiment of the same run: dropped
+         "general_mae": 3.0, "n": 3, "korean_mae_seed_std": 9.0, "n_seeds": 3},  # an older experiment of run b: dropped
     ])
     table = aggregate.summarise(rows)
     row = table.loc["baseline"]

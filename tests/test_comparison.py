@@ -31,7 +31,8 @@ def test_results_hold_seed_means_seed_std_and_each_seed():
     assert finetune["korean"]["mae"] == pytest.approx(1.5, abs=0.05)  # errors 1 and 2 years over the two seeds
     assert finetune["seed_std"]["korean"]["mae"] == pytest.approx(np.std([1, 2], ddof=1), abs=0.05)
     assert finetune["korean"]["n"] == 24 and finetune["n_seeds"] == 2
-    assert set(finetune["per_seed"]) == {"0", "1"} and finetune["per_seed"]["1"]["korean"]["mae"] == pytest.approx(2, abs=0.05)
+    assert set(finetune["per_seed"]) == {"0", "1"}
+    assert finetune["per_seed"]["1"]["korean"]["mae"] == pytest.approx(2, abs=0.05)
 
 
 def test_one_metrics_row_per_condition_in_reading_order_saying_what_its_ci_covers():
@@ -90,3 +91,27 @@ def test_a_one_seed_report_says_its_ci_leaves_training_noise_out():
     results, compared = _report((0,))
     assert "one training seed" in report.verdict(results, compared)
     assert "test persons only" in report._table_note(compared)
+
+
+def test_pretext_scores_every_seeds_vcop_model_on_the_same_val_tuples(in_tmp):
+    import torch
+
+    from pipeline import artifacts, phases
+    from pipeline.data import sequences
+    from pipeline.models import VCOPModel, build_encoder
+
+    val = pd.DataFrame({"person_id": [f"v{i // 4}" for i in range(16)], "age": [10.0, 20.0, 30.0, 40.0] * 4,
+                        "cache_row": range(16)})
+    phases.SEQUENCES.mkdir(parents=True)
+    sequences.build_tuples(val, 3, 2.0, 4, seed=0)[0].to_csv(phases.SEQUENCES / "val.csv", index=False)
+    images = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        artifacts.save_model(artifacts.model_path("pretrain_vcop", seed), VCOPModel(build_encoder("tiny_cnn"), 3, 16),
+                             "vcop", "tiny_cnn", tuple_len=3, head_hidden=16)
+    scores = comparison.pretext_scores(images, torch.device("cpu"), EvalConfig(seed=0, n_bootstrap=100), [0, 1])
+    assert scores["n_seeds"] == 2 and scores["n_val_tuples"] == 16 and set(scores["per_seed"]) == {"0", "1"}
+    for key in ("val_acc", "val_top3", "val_kendall_tau"):
+        assert scores[key] == pytest.approx(np.mean([scores["per_seed"][s][key] for s in ("0", "1")]))
+    assert scores["val_acc"] <= scores["val_top3"] and -1 <= scores["val_kendall_tau"] <= 1
+    assert scores["chance_acc"] == pytest.approx(1 / 6) and scores["chance_top3"] == pytest.approx(0.5)

@@ -19,8 +19,10 @@ from pipeline.artifacts import CONDITIONS
 from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, face_photos, make_project, megaage, photo, run
 
 
-HEADLINE_KEYS = ["1_korean_mae", "2_korean_cs5", "3_korean_bias", "4_general_mae", "5_dmae_vs_finetune",
-                 "6_dmae_ci_low", "7_dmae_ci_high"]
+HEADLINE_KEYS = ["01_korean_mae", "02_korean_mae_seed_std", "03_korean_cs5", "04_korean_bias", "05_general_mae",
+                 "06_dmae_vs_finetune", "07_dmae_ci_low", "08_dmae_ci_high", "09_ci_over", "10_n_seeds"]
+TRAIN_SEEDS = yaml.safe_load(TINY_PARAMS.read_text())["train_seeds"]
+TRAINING = ("pretrain_vcop", "train_baseline", "finetune_korean", "downstream", "multitrain")
 
 
 def numbers(value):
@@ -32,9 +34,15 @@ def numbers(value):
 
 
 def declared(kind: str) -> list[Path]:
+    """Every `kind` path of dvc.yaml, a foreach stage's once per training seed of the smoke profile."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    return [Path(next(iter(item)) if isinstance(item, dict) else item)
-            for stage in stages.values() for item in stage.get(kind, [])]
+    paths = []
+    for stage in stages.values():
+        items = [str(s) for s in TRAIN_SEEDS] if "foreach" in stage else [None]
+        for item in (stage.get("do", stage).get(kind, [])):
+            path = next(iter(item)) if isinstance(item, dict) else item
+            paths += [Path(path.replace("${item}", seed)) if seed is not None else Path(path) for seed in items]
+    return paths
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +80,17 @@ def test_repro_writes_every_declared_metric_finite(project):
         assert (project / path).stat().st_size > 0, path
     assert "| multitrain |" in (project / "metrics/report.md").read_text()
     for stage in ("finetune_korean", "downstream", "multitrain"):  # forgetting, measured on general val
-        trained = json.loads((project / f"metrics/train/{stage}.json").read_text())
-        assert math.isfinite(trained["korean_general_val_mae"]) and trained["korean_general_val_mae"] > 0, stage
+        for seed in TRAIN_SEEDS:
+            trained = json.loads((project / f"metrics/train/{stage}/seed{seed}.json").read_text())
+            assert math.isfinite(trained["korean_general_val_mae"]) and trained["korean_general_val_mae"] > 0, stage
+    for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):  # every seed's own numbers
+        result = json.loads((project / f"metrics/eval/details/{condition}.json").read_text())
+        assert sorted(result["per_seed"]) == [str(s) for s in TRAIN_SEEDS] and result["n_seeds"] == len(TRAIN_SEEDS)
+    predictions = pd.read_csv(project / "metrics/eval/predictions.csv")
+    assert sorted(predictions["seed"].unique()) == TRAIN_SEEDS
+    pretext = json.loads((project / "metrics/eval/comparison.json").read_text())["pretext"]
+    assert {"val_acc", "val_top3", "val_kendall_tau", "chance_top3"} <= set(pretext)
+    assert sorted(pretext["per_seed"]) == [str(s) for s in TRAIN_SEEDS]
 
 
 @pytest.mark.slow
@@ -82,7 +99,17 @@ def test_second_repro_is_up_to_date(project):
     # check_params runs on every repro (always_changed) and rewrites nothing; no other stage may run
     ran = [line for line in out.splitlines() if line.startswith("Running stage")]
     skipped = [line for line in out.splitlines() if line.endswith("didn't change, skipping")]
-    assert ran == ["Running stage 'check_params':"] and len(skipped) == 9, out
+    # 3 data stages, 5 training stages per training seed, evaluate
+    assert ran == ["Running stage 'check_params':"] and len(skipped) == 3 + 5 * len(TRAIN_SEEDS) + 1, out
+
+
+@pytest.mark.slow
+def test_adding_a_training_seed_reruns_only_that_seed(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train_seeds"] = [*TRAIN_SEEDS, 7]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(dvc("status", "--json", cwd=project).stdout))
+    assert changed == {f"{stage}@7" for stage in TRAINING} | {"evaluate", "check_params"}, changed
 
 
 def output_digests(work: Path) -> dict[str, str]:
@@ -107,7 +134,7 @@ def test_same_params_and_seed_give_identical_bytes(project):
 def test_outputs_keep_the_users_umask(project):
     umask = os.umask(0)
     os.umask(umask)
-    for path in ("models/multitrain/model.pt", "metrics/eval/baseline.json", "metrics/report.md"):
+    for path in ("models/multitrain/seed0/model.pt", "metrics/eval/baseline.json", "metrics/report.md"):
         assert (project / path).stat().st_mode & 0o777 == 0o666 & ~umask, path  # not mkstemp's 0600
 
 
@@ -129,8 +156,10 @@ def test_metrics_show_has_one_headline_row_per_condition(project):
     shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)[""]["data"]
     assert sorted(shown) == [f"metrics/eval/{c}.json" for c in sorted(CONDITIONS)]
     for path, entry in shown.items():  # finetune_korean has no Δ vs itself: null, which DVC leaves out
-        expected = HEADLINE_KEYS[:4] if "finetune_korean" in path else HEADLINE_KEYS
+        expected = HEADLINE_KEYS[:5] + HEADLINE_KEYS[9:] if "finetune_korean" in path else HEADLINE_KEYS
         assert list(entry["data"]) == expected, path
+        assert entry["data"]["10_n_seeds"] == len(TRAIN_SEEDS)
+        assert "finetune_korean" in path or entry["data"]["09_ci_over"] == "seeds+persons"  # the CI's clusters
     table = dvc("metrics", "show", cwd=project).stdout.splitlines()
     assert table[0].split() == ["Path", *HEADLINE_KEYS] and len(table) == 5
 
@@ -140,8 +169,7 @@ def test_plots_show_draws_each_figure_once_with_every_condition(project):
     shown = json.loads(dvc("plots", "show", "--json", cwd=project).stdout)
     assert "errors" not in shown, shown.get("errors")
     plots = shown["data"]
-    histories = {f"metrics/history/{s}.csv" for s in ("pretrain_vcop", "train_baseline", "finetune_korean",
-                                                        "downstream", "multitrain")}
+    histories = {f"metrics/history/{s}/seed{k}.csv" for s in TRAINING for k in TRAIN_SEEDS}
     comparisons = {"cumulative score CS(n), Korean test", "predicted vs true age, Korean test",
                    "MAE per age band (x = the band's lowest age), Korean test"}
     assert set(plots) == histories | comparisons | {"metrics/plots/contact_sheet.png"}
@@ -156,20 +184,21 @@ def test_torchrun_two_gloo_processes_train_with_rank_zero_writing(project, tmp_p
     """DDP on CPU: 2 processes, same output format as one process; any write from rank 1 raises (runtime.py)."""
     work = project
     shutil.rmtree(work / ".checkpoints")  # a 2-process run never resumes a 1-process checkpoint anyway
-    single = {s: json.loads((work / f"metrics/train/{s}.json").read_text()) for s in ("train_baseline", "multitrain")}
-    single_history = pd.read_csv(work / "metrics/history/multitrain.csv")
+    single = {s: json.loads((work / f"metrics/train/{s}/seed0.json").read_text())
+              for s in ("train_baseline", "multitrain")}
+    single_history = pd.read_csv(work / "metrics/history/multitrain/seed0.csv")
     for stage in ("train_baseline", "multitrain"):  # plain age steps; multitrain's two encoders and coupling
         proc = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    f"stages/{stage}.py"], work)
+                    f"stages/{stage}.py", "--train-seed", "0"], work)
         assert "distributed: 2 processes, backend gloo" in proc.stderr
         assert "[rank 1]" not in proc.stderr  # rank 1 logs warnings only: there should be none
-        metrics = json.loads((work / f"metrics/train/{stage}.json").read_text())
+        metrics = json.loads((work / f"metrics/train/{stage}/seed0.json").read_text())
         assert set(metrics) == set(single[stage]) and all(math.isfinite(v) for v in numbers(metrics))
-    history = pd.read_csv(work / "metrics/history/multitrain.csv")
+    history = pd.read_csv(work / "metrics/history/multitrain/seed0.csv")
     assert list(history.columns) == list(single_history.columns) and len(history) == len(single_history)
     assert not list(work.rglob(".*.tmp"))  # no half-written file left by a second writer
     run([sys.executable, "-c", "from pipeline.artifacts import load_age_model, model_path; "
-         "load_age_model(model_path('multitrain'))"], work)
+         "load_age_model(model_path('multitrain', 0))"], work)
 
 
 @pytest.mark.slow
@@ -208,7 +237,7 @@ def test_exp_run_with_face_detection_on_the_smoke_profile(project, tmp_path):
     photos = face_photos(tmp_path / "photos")
     out = tmp_path / "pred.csv"
     env = {**os.environ, "PYTHONPATH": str(project), "AGE_VCOP_DEVICE": "cpu"}  # the code, not the project's files
-    model = project / "models/downstream/model.pt"
+    model = project / "models/downstream/seed0/model.pt"
     proc = subprocess.run([sys.executable, "-m", "pipeline.predict", "--model", str(model), "--out", str(out),
                            str(photos["upright"]), str(photos["no_face"])],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
@@ -263,11 +292,12 @@ def test_repro_on_real_layout_fixtures(tmp_path):
 @pytest.mark.slow
 def test_changed_stage_params_never_resume_an_old_checkpoint(project):
     """Same init, other loss weight: a run keyed only on the init would resume and copy the old metrics."""
-    before = (project / "metrics/train/multitrain.json").read_text()
+    metrics = project / "metrics/train/multitrain/seed0.json"
+    before = metrics.read_text()
     dvc("exp", "run", "-S", "multitrain.coupling_weight=0.25", cwd=project)
-    assert (project / "metrics/train/multitrain.json").read_text() != before
+    assert metrics.read_text() != before
     dvc("exp", "run", "-S", "multitrain.coupling_weight=1.0", cwd=project)  # back to the committed params
-    assert (project / "metrics/train/multitrain.json").read_text() == before
+    assert metrics.read_text() == before
 
 
 @pytest.mark.slow
@@ -280,15 +310,16 @@ def test_label_budget_study_runs_and_collects(project):
     study = json.loads((project / "metrics/study_quick.json").read_text())  # named after its profile
     rows = study["rows"]
     # the seed-2 run above lacks the profile's override: collect leaves it out
-    assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["seeds"] == [0, 1]
-    assert len(rows) == 8 and all(r["n_seeds"] == 2 for r in rows)
+    assert study["overrides"] == {"evaluate.n_bootstrap": 150} and study["split_seeds"] == [0, 1]
+    assert study["train_seeds"] == TRAIN_SEEDS  # every split trained the profile's training seeds
+    assert len(rows) == 8 and all(r["n_splits"] == 2 and r["n_train_seeds"] == len(TRAIN_SEEDS) for r in rows)
     assert {r["label_frac"] for r in rows} == {0.5, 1.0}
     assert all(r["general_mae_mean"] > 0 for r in rows)  # the general domain beside the Korean MAE
     downstream = [r for r in rows if r["condition"] == "downstream"]
     assert all(r["vs_finetune_korean_ci_low"] <= r["vs_finetune_korean_mae_diff"] <= r["vs_finetune_korean_ci_high"]
                for r in downstream)
     assert (project / "metrics/plots/study_quick.png").stat().st_size > 0
-    assert "| downstream | 0.5 | 2 |" in (project / "metrics/study_quick.md").read_text()
+    assert f"| downstream | 0.5 | 2 x {len(TRAIN_SEEDS)} |" in (project / "metrics/study_quick.md").read_text()
     # committing the results moves HEAD past the experiments' base commit: collect them with --rev
     commit_all(project, "study results")
     run([sys.executable, "-m", "pipeline.study", "collect", "--profile", "quick", "--rev", "HEAD~1"], project)

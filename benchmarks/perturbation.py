@@ -1,0 +1,143 @@
+"""Rounding perturbation on one machine: the whole pipeline with 1 and with 2 CPU threads per process, compared.
+
+    python benchmarks/perturbation.py [--params params.yaml] [--threads 1 2]
+                                      [--out benchmarks/results/perturbation.json]
+
+Another thread count sums floats in another order, as another CPU does, so a result that survives this check is
+not an artefact of one machine's rounding. Each thread count runs `dvc repro` from scratch in its own copy of the
+sources (no data, models or checkpoints shared; AGE_VCOP_THREADS sets torch's intra-op threads in every stage,
+pipeline/runtime.py) with the given params, i.e. every params.yaml:train_seeds seed of every condition. It prints
+per condition the seed-mean Korean-test MAE of each run and |Δ| between them (goal <= 0.05 years), and for each
+Δ MAE vs finetune_korean whether its sign and its significance (CI over training seed and test person) agree.
+About twice the default `dvc repro` on 2 cores; nothing is written into this checkout except --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("pipeline", "stages", "profiles", "dvc.yaml", ".dvcignore")  # what a run needs; no data, no outputs
+CONDITIONS = ("baseline", "finetune_korean", "downstream", "multitrain")
+REFERENCE = "finetune_korean"
+GOAL_YEARS = 0.05  # |Δ seed-mean MAE| between thread counts that counts as machine-independent
+
+
+def make_copy(work: Path, params: Path) -> Path:
+    """A fresh DVC project at `work` (no git): the sources and `params` as params.yaml."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in SOURCES:
+        src = ROOT / name
+        if src.exists():
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    shutil.copy(params, work / "params.yaml")
+    for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=work, check=True)
+    return work
+
+
+def repro(work: Path, threads: int) -> float:
+    """`dvc repro` in `work` with `threads` intra-op threads per stage; its wall time (s). Raises on failure."""
+    env = {**os.environ, "PYTHONPATH": str(work), "AGE_VCOP_THREADS": str(threads), "AGE_VCOP_DEVICE": "cpu",
+           "TQDM_DISABLE": "1"}
+    started = time.perf_counter()
+    with open(work / "repro.log", "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"dvc repro with {threads} thread(s) failed ({proc.returncode}); see {work / 'repro.log'}")
+    return time.perf_counter() - started
+
+
+def read_results(work: Path) -> dict:
+    """Per condition: the headline row, every seed's Korean MAE, and the Δ vs finetune_korean entry."""
+    compared = json.loads((work / "metrics/eval/comparison.json").read_text())
+    out = {}
+    for condition in CONDITIONS:
+        row = json.loads((work / f"metrics/eval/{condition}.json").read_text())
+        details = json.loads((work / f"metrics/eval/details/{condition}.json").read_text())
+        out[condition] = {"korean_mae": row["01_korean_mae"], "seed_std": row["02_korean_mae_seed_std"],
+                          "per_seed": {s: r["korean"]["mae"] for s, r in details["per_seed"].items()},
+                          "vs_reference": compared[f"vs_{REFERENCE}"].get(condition)}
+    return out
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def compare_runs(a: dict, b: dict) -> list[dict]:
+    """One row per condition: both runs' seed means, |Δ| (and the largest per-seed |Δ|), and for a Δ vs the
+    reference whether sign and significance agree."""
+    rows = []
+    for condition in CONDITIONS:
+        ra, rb = a[condition], b[condition]
+        seeds = sorted(set(ra["per_seed"]) & set(rb["per_seed"]))
+        row = {"condition": condition, "mae_a": ra["korean_mae"], "mae_b": rb["korean_mae"],
+               "abs_diff": abs(ra["korean_mae"] - rb["korean_mae"]),
+               "max_seed_abs_diff": max(abs(ra["per_seed"][s] - rb["per_seed"][s]) for s in seeds)}
+        row["within_goal"] = row["abs_diff"] <= GOAL_YEARS
+        da, db = ra["vs_reference"], rb["vs_reference"]
+        if da is not None and db is not None:
+            row.update(delta_a=da["mae_diff"], delta_b=db["mae_diff"], ci_a=[da["ci_low"], da["ci_high"]],
+                       ci_b=[db["ci_low"], db["ci_high"]], ci_over=da.get("ci_over"),
+                       same_sign=_sign(da["mae_diff"]) == _sign(db["mae_diff"]),
+                       same_significance=da["significant"] == db["significant"])
+        rows.append(row)
+    return rows
+
+
+def _ci(delta: float, ci: list) -> str:
+    return f"{delta:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else f"{delta:+.2f} [no CI]"
+
+
+def markdown(rows: list[dict], threads: tuple[int, int]) -> str:
+    a, b = threads
+    lines = [f"| condition | MAE, {a} thread(s) | MAE, {b} threads | |Δ| (goal <= {GOAL_YEARS}) | max per-seed |Δ| | "
+             f"Δ vs {REFERENCE}, {a} | Δ vs {REFERENCE}, {b} | same sign | same significance |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        deltas = (f"{_ci(r['delta_a'], r['ci_a'])} | {_ci(r['delta_b'], r['ci_b'])} | "
+                  f"{'yes' if r['same_sign'] else 'NO'} | {'yes' if r['same_significance'] else 'NO'}"
+                  if "delta_a" in r else "- | - | - | -")
+        lines.append(f"| {r['condition']} | {r['mae_a']:.3f} | {r['mae_b']:.3f} | {r['abs_diff']:.3f}"
+                     f"{'' if r['within_goal'] else ' (over)'} | {r['max_seed_abs_diff']:.3f} | {deltas} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--threads", type=int, nargs=2, default=[1, 2], metavar=("A", "B"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/age_vcop_perturbation"))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/perturbation.json")
+    args = parser.parse_args(argv)
+    results, seconds = {}, {}
+    for threads in args.threads:
+        work = make_copy(args.work / f"threads{threads}", args.params.resolve())
+        print(f"dvc repro with {threads} thread(s) in {work} ...", flush=True)
+        seconds[threads] = round(repro(work, threads), 1)
+        results[threads] = read_results(work)
+        print(f"  {seconds[threads] / 60:.1f} min", flush=True)
+    a, b = args.threads
+    rows = compare_runs(results[a], results[b])
+    text = markdown(rows, (a, b))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"threads": args.threads, "seconds": seconds, "rows": rows,
+                                    "runs": {str(t): r for t, r in results.items()}}, indent=2) + "\n")
+    print(text)
+    agree = all(r.get("same_sign", True) and r.get("same_significance", True) for r in rows)
+    print(f"seed means within {GOAL_YEARS} years: {sum(r['within_goal'] for r in rows)}/{len(rows)}; "
+          f"every Δ's sign and significance agree: {'yes' if agree else 'no'}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
