@@ -80,7 +80,7 @@ def seed_person_bootstrap(blocks: Sequence[tuple[np.ndarray, np.ndarray]], n_boo
     numerator, denominator = np.zeros(n_boot), np.zeros(n_boot)
     for sums, count in stats:  # sums (n_seeds, n_persons): per seed and person; count: photos per person
         n_seeds, n_ids = sums.shape
-        # persons first: a one-seed block draws exactly what the person-only bootstrap drew
+        # persons first: a one-seed block's CI is the person-only bootstrap's, draw for draw
         person_draws = rng.integers(0, n_ids, size=(n_boot, n_ids))
         seed_draws = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
         person_weight = np.stack([np.bincount(d, minlength=n_ids) for d in person_draws])  # (n_boot, n_ids)
