@@ -99,24 +99,26 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def save(path: Path, key: str, model: nn.Module, opt: Any, scheduler: Any, scaler: Any, state: FitState,
-         best_weights: dict | None) -> None:
+         best_weights: dict | None, average: dict | None = None) -> None:
+    """`average`: the weight average's state (WeightAverage.state()), when the phase keeps one."""
     save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "state": asdict(state), "rng": rng_state(),
-                           "fingerprint": key, "best_model": best_weights})
+                           "fingerprint": key, "best_model": best_weights, "average": average})
 
 
 def resume(path: Path, key: str, model: nn.Module, opt: Any, scheduler: Any, scaler: Any, device: torch.device,
-           tag: str) -> tuple[FitState, dict | None]:
+           tag: str) -> tuple[FitState, dict | None, dict | None]:
     """Load `path` into the given objects when it was trained from `key`; else a fresh state.
 
-    Returns the loop state and the best weights so far (None when starting afresh).
+    Returns the loop state, the best weights so far and the weight average's state (None when starting afresh
+    or when the phase keeps no average).
     """
     if not path.exists():
-        return FitState(), None
+        return FitState(), None, None
     saved = runtime.load_torch(path, map_location=device)
     if saved.get("fingerprint") != key:
         log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, path)
-        return FitState(), None
+        return FitState(), None, None
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["opt"])
     scheduler.load_state_dict(saved["scheduler"])
@@ -124,4 +126,4 @@ def resume(path: Path, key: str, model: nn.Module, opt: Any, scheduler: Any, sca
     set_rng_state(saved["rng"])
     state = FitState(**saved["state"])
     log.info("%s: resuming from %s at epoch %d", tag, path, state.epoch)
-    return state, saved["best_model"]
+    return state, saved["best_model"], saved.get("average")

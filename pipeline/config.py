@@ -317,6 +317,7 @@ class OptimConfig:
     warmup_epochs: float = 0.5
     grad_clip: float = 5.0
     patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
+    ema_decay: float = 0.0  # > 0: validate, select and return an EMA of the weights with this decay per step
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
     # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
@@ -330,6 +331,8 @@ class OptimConfig:
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        _check(self.ema_decay == 0 or 0.5 <= self.ema_decay < 1, f"ema_decay must be 0 (off) or in [0.5, 1), got "
+               f"{self.ema_decay}")
         _check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         _check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
                f"{self.checkpoint_every_s}")

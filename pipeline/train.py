@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import checkpoint, distributed, runtime
+from pipeline.averaging import WeightAverage
 from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
 from pipeline.data.loaders import Loaders
@@ -99,8 +100,9 @@ def _amp_dtype(device: torch.device) -> torch.dtype:
 
 def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.device, use_amp: bool,
               opt: torch.optim.Optimizer | None = None, scheduler: Any = None, scaler: Any = None,
-              grad_clip: float = 0.0, desc: str = "") -> dict[str, float]:
-    """One pass; trains when `opt` is given, else evaluates under no_grad. Stats are weighted by batch size."""
+              grad_clip: float = 0.0, desc: str = "", average: WeightAverage | None = None) -> dict[str, float]:
+    """One pass; trains when `opt` is given, else evaluates under no_grad. Stats are weighted by batch size.
+    `average`, when given, is updated with the trained weights after every optimizer step."""
     training = opt is not None
     model.train(training)
     totals: dict[str, torch.Tensor] = {}
@@ -125,6 +127,8 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
                 scaler.step(opt)
                 scaler.update()
                 scheduler.step()
+                if average is not None:
+                    average.update()
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0) + value.detach().float() * size
             count += size
@@ -204,7 +208,9 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         select_start: bool = False) -> FitResult:
     """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
 
-    ckpt_dir/last.pt holds everything needed to resume (the best weights too); it is written after the last
+    With cfg.ema_decay > 0 the weights scored on val, selected and returned are an exponential moving average
+    of the trained ones (pipeline.averaging). ckpt_dir/last.pt holds everything needed to resume (the best weights
+    and the average too); it is written after the last
     epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
     resumes from it (a finished one returns at once); any other fingerprint starts afresh.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
@@ -216,7 +222,13 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     key = checkpoint.fingerprint(cfg, select, tag, checkpoint.state_digest(model), runtime.world()[1],
                                  *fingerprint_parts, *(("select_start",) if select_start else ()))
     last = ckpt_dir / "last.pt"
-    state, best_weights = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
+    state, best_weights, saved_average = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
+    # with ema_decay > 0 validation scores, and selection keeps, the weight average instead of the last step's
+    # weights: at a pretrained encoder's lr one step moves BatchNorm statistics enough to swing val MAE by years
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    if average is not None and saved_average is not None:
+        average.load(saved_average)
+    scored = average.module if average is not None else model
     net, train_step = distributed.wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
@@ -232,16 +244,17 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
             break
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
-                                cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}")
-        val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
+                                cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}", average=average)
+        val_stats = run_epoch(scored, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
         improved = state.record(epoch, sign * val_stats[select], row)
         if improved:  # kept in memory (a copy is ~ms); written with the resumable state
-            best_weights = _cpu_copy(model)
+            best_weights = _cpu_copy(scored)
         finished = state.epoch == cfg.epochs or _patience_spent(state, cfg)
         if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
-            checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights)
+            checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights,
+                            average.state() if average is not None else None)
             saved_at = time.monotonic()
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
                  "  *best*" if improved else "")
