@@ -5,7 +5,7 @@ from torch import nn
 
 from pipeline import train
 from pipeline.averaging import WeightAverage
-from test_train import CPU, Interrupt, cfg, fresh_model, toy_images, toy_loaders
+from tests.test_train import CPU, Interrupt, cfg, fresh_model, toy_images, toy_loaders
 
 
 def test_average_follows_the_decay_ramp_and_copies_integer_buffers():
