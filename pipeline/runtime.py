@@ -43,13 +43,12 @@ def _raised_on_purpose(err: BaseException) -> bool:
 def explain(err: BaseException) -> tuple[str, int] | None:
     """(one line saying what happened and what to do, exit status) for an expected failure; None for a bug."""
     if isinstance(err, KeyboardInterrupt):
-        return ("interrupted (Ctrl-C); every file written so far is complete (writes are atomic) and training "
-                "resumes from its last checkpoint: run the same command again", EXIT_INTERRUPTED)
+        return ("interrupted (Ctrl-C); no file was left half-written (writes are atomic): run the same command "
+                "again (a training stage resumes from its last checkpoint)", EXIT_INTERRUPTED)
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {err.filename}" if err.filename else ""
         return (f"disk full{where} ({err.strerror}); nothing was half-written (writes are atomic, the previous file "
-                "is intact): free space (or move .checkpoints/ and the DVC cache) and run the same command again",
-                EXIT_DISK_FULL)
+                "is intact): free space on that disk and run the same command again", EXIT_DISK_FULL)
     if _raised_on_purpose(err):
         return f"{type(err).__name__}: {err}", EXIT_INPUT
     return None

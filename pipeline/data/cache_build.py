@@ -114,7 +114,7 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path, settin
     runtime.write_csv(out_dir / DROPPED, table)
     by_reason = {reason: int((table["reason"] == reason).sum()) for reason in DROP_REASONS}
     if len(table):
-        log.warning("dropped %d of %d file(s) (%s), listed with their reason in %s (first: %s)", len(table),
+        log.warning("dropped %d of %d photo(s) (%s), listed with their reason in %s (first: %s)", len(table),
                     n + len(refused), ", ".join(f"{r}: {c}" for r, c in by_reason.items() if c), out_dir / DROPPED,
                     table["error"].iloc[0])
     meta = {"n_images": len(kept_rows), "n_dropped": len(table), "image_size": size, "face": settings.to_dict(),

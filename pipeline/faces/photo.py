@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, for every Image.open of the process: it raises at 2x
 # a non-JPEG photo above this many pixels is shrunk (Image.reduce) to the size needed before it is converted; below
-# it the conversions are cheap, and the cache keeps the exact bytes it always had
+# it the conversions are cheap, and photos of ordinary size keep the exact cached pixels they always had
 REDUCE_ABOVE = 16_000_000
 MIN_SIDE = 16  # below this no detector and no crop makes sense (a 1x1 "photo" used to pass silently)
 REASONS = ("not_found", "unreadable", "truncated", "too_small", "too_large", "blank")
