@@ -135,16 +135,19 @@ def test_a_file_name_that_is_not_utf8_is_named_and_skipped_not_a_crash(in_tmp):
     photo(root / "30" / "112" / "b.jpg")
     bad = root / "25" / "111" / os.fsdecode(b"bad\xff\xfe.jpg")
     photo(bad)
+    photo(in_tmp / "elsewhere.jpg")
+    os.symlink(in_tmp / "elsewhere.jpg", root / "30" / "112" / "linked.jpg")  # a folder source follows no link out
     roots.fingerprint(root)  # check_params: used to raise a UnicodeEncodeError naming no file
     cfg = DataConfig(general="afad", korean="csv", general_root=str(root), image_size=24,
                      korean_root=str(csv_root(in_tmp / "family", [])))
     manifest, _, refused = sources.build_manifest(cfg)
-    assert len(manifest) == 4 and not manifest["path"].str.contains("bad").any()
-    assert [(r["reason"], Path(r["path"]).name) for r in refused] == [("bad_name", "bad\\xff\\xfe.jpg")]
+    assert len(manifest) == 4 and not manifest["path"].str.contains("bad|linked").any()
+    assert [(r["reason"], Path(r["path"]).name) for r in refused] == [("bad_name", "bad\\xff\\xfe.jpg"),
+                                                                      ("outside_root", "linked.jpg")]
     assert "rename it" in refused[0]["error"]
     meta = cache_build.build_cache(manifest, None, in_tmp / "cache", CROPS, workers=1, refused=refused)
     dropped = pd.read_csv(in_tmp / "cache" / "dropped.csv", encoding="utf-8")  # writable and readable as text
-    assert dropped["reason"].tolist() == ["bad_name"] and meta["dropped_by_reason"]["bad_name"] == 1
+    assert dropped["reason"].tolist() == ["bad_name", "outside_root"] and meta["dropped_by_reason"]["bad_name"] == 1
 
 
 def test_paths_that_leave_the_data_root_are_refused_as_outside_root(in_tmp):
