@@ -52,9 +52,9 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path, settin
 
     crops: one bool per row, True where the photo already is an aligned face crop (synthetic renders): those rows
     take `face: none` whatever `settings` say. refused: files kept out of the manifest by their path
-    ({path, reason, error}, pipeline.data.paths.screen), listed and counted first. Writes images.npy, index.csv (the kept manifest rows, row i is
-    image i, plus FACE_COLUMNS when a detector ran), dropped.csv (path, reason, error) and meta.json, each through
-    a temp file so an interrupted build never leaves a valid-looking half cache.
+    ({path, reason, error}, pipeline.data.paths.screen), listed and counted first. Writes images.npy, index.csv
+    (the kept manifest rows, row i is image i, plus FACE_COLUMNS when a detector ran), dropped.csv (path, reason,
+    error) and meta.json, each through a temp file so an interrupted build never leaves a valid-looking half cache.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     n, size = len(manifest), settings.image_size
