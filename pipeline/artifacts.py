@@ -1,6 +1,8 @@
 """Model files and a training stage's outputs: the list of conditions, model paths, save / load, history CSVs."""
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -18,6 +20,12 @@ CONDITION_STAGES = {"baseline": "train_baseline", "finetune_korean": "finetune_k
                     "multitrain": "multitrain"}
 CONDITIONS = tuple(CONDITION_STAGES)
 HISTORY, TRAIN_METRICS = Path("metrics/history"), Path("metrics/train")
+MODEL_KEYS = ("kind", "encoder", "state")  # what every model file of this project holds (save_model)
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable model file of this project (truncated, corrupt, foreign); the message says
+    which and what to do."""
 
 
 def run_name(stage: str, seed: int) -> str:
@@ -67,10 +75,28 @@ def input_record(trained_on: Sequence[str] = ()) -> dict:
 
 
 def read_model_file(path: Path) -> dict:
-    """A model file given by its path (predict from anywhere): no hint about stages, only what is wrong."""
+    """A model file given by its path (predict from anywhere): no hint about stages, only what is wrong.
+
+    Raises FileNotFoundError, or ModelFileError for a file that does not load or holds something else.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
-    return runtime.load_torch(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            payload = runtime.load_torch(path)
+    except pickle.UnpicklingError:  # weights_only refuses pickled classes and code
+        raise ModelFileError(f"{path}: not a model file of this project: it holds pickled objects, which are never "
+                             "loaded (torch.load weights_only); pass a models/<stage>/seed<k>/model.pt") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError, ... for a cut or corrupt file
+        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
+        raise ModelFileError(f"{path}: cannot be read as a model file, it is truncated or corrupt ({first_line[:120]});"
+                             " copy it again, or rebuild it with `dvc repro`") from None
+    if not isinstance(payload, dict) or any(key not in payload for key in MODEL_KEYS):
+        held = f"keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else type(payload).__name__
+        raise ModelFileError(f"{path}: not a model file of this project (it holds {held}, a model file holds "
+                             f"{list(MODEL_KEYS)}); pass a models/<stage>/seed<k>/model.pt")
+    return payload
 
 
 def age_model_from(payload: dict, path: Path | str = "model") -> AgeRegressor:
@@ -86,7 +112,7 @@ def _load(path: Path, kind: str, needed_by: str) -> dict:
         stage = _producer(path)
         raise FileNotFoundError(f"{path} not found: {needed_by} needs the output of stage '{stage}'; "
                                 f"run `dvc repro {stage}`")
-    payload = runtime.load_torch(path)
+    payload = read_model_file(path)
     if payload.get("kind") != kind:
         raise ValueError(f"{path} holds a '{payload.get('kind')}' model, {needed_by} needs '{kind}'")
     return payload

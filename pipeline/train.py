@@ -212,15 +212,18 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     of the trained ones (pipeline.averaging). ckpt_dir/last.pt holds everything needed to resume (the best weights
     and the average too); it is written after the last
     epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
-    resumes from it (a finished one returns at once); any other fingerprint starts afresh.
+    resumes from it (a finished one returns at once); any other fingerprint (params, data, starting weights, process
+    count or project code: checkpoint.code_digest) starts afresh.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
     returned when no epoch beats them; the result then holds `start_val_*` too.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
-    # a run with another process count takes other per-rank batches (and BatchNorm statistics): never resume it
+    # a run with another process count takes other per-rank batches (and BatchNorm statistics), and edited code
+    # another loss or model: never resume either
     key = checkpoint.fingerprint(cfg, select, tag, checkpoint.state_digest(model), runtime.world()[1],
-                                 *fingerprint_parts, *(("select_start",) if select_start else ()))
+                                 checkpoint.code_digest(), *fingerprint_parts,
+                                 *(("select_start",) if select_start else ()))
     last = ckpt_dir / "last.pt"
     state, best_weights, saved_average = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
     # with ema_decay > 0 validation scores, and selection keeps, the weight average instead of the last step's

@@ -34,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "pretrain_vcop")

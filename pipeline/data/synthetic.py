@@ -31,6 +31,10 @@ class Person:
     ages_years: tuple[float, ...]
     split_hint: str
 
+    @property
+    def person_id(self) -> str:
+        return f"{self.domain[0]}{self.index:05d}"
+
 
 # ------------------------------------------------------------------------------------------- age distributions
 def sample_general_ages(rng: np.random.Generator, n: int) -> np.ndarray:

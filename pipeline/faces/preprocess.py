@@ -167,7 +167,7 @@ def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
 
 
 def prepare(source: Source, settings: FaceSettings, detector: FaceDetector | None = None) -> PreparedFace:
-    """One photo -> model input. Raises PhotoError (reason not_found, unreadable, truncated, too_small).
+    """One photo -> model input. Raises PhotoError (a reason of pipeline.faces.photo.REASONS, e.g. too_large, blank).
 
     With face: mtcnn and no face found, returns the centre crop with fallback="center_crop" (drop_reason
     "no_face"): predict keeps it flagged, cache building drops it. Pass a detector to reuse its weights.

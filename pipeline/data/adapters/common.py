@@ -1,4 +1,5 @@
-"""Helpers shared by the adapters: layout errors, the photo suffixes and the manifest frame they all return."""
+"""Helpers shared by the adapters: layout errors, the photo suffixes, absolute paths and the manifest frame they all
+return."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +7,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.data.paths import absolute
 
 log = logging.getLogger(__name__)
 # photo files the adapters and `pipeline.predict` pick up from a folder
@@ -24,7 +27,8 @@ def require_dir(root: Path, name: str, layout: str) -> Path:
 
 
 def images_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Photo files under `root`, sorted; links too (a symlink loop is no file, but pipeline.data.paths names it)."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_symlink() or p.is_file()))
 
 
 def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -> pd.DataFrame:
