@@ -173,16 +173,16 @@ def test_general_test_frac_has_its_own_key(tmp_path):
     assert cfg.general_test_frac == 0.1 and cfg.korean_test_frac == 0.25
 
 
-# ------------------------------------------------------------------------------------ issue 18's recipe keys
-def test_recipe_keys_hold_the_defaults_the_readme_documents():
+# ------------------------------------------------------------------------------------------ recipe keys
+def test_recipe_keys_hold_the_defaults_docs_recipe_documents():
     budget = load_section(config.BudgetConfig, "budget", ROOT / "params.yaml")
-    readme = (ROOT / "README.md").read_text()
-    assert f"**`budget.korean.general_mix`** (default **`{budget.korean.general_mix:g}`**" in readme
-    assert budget.select_start is True and "**`budget.select_start`** (default `true`)" in readme
+    recipe = (ROOT / "docs" / "recipe.md").read_text()
+    assert f"(`budget.korean.general_mix`, default {budget.korean.general_mix:g})" in recipe
+    assert budget.select_start is True and "(`budget.select_start`, default `true`)" in recipe
     assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
     baseline = load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml")
     assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0", "imagenet")
-    assert "the default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in readme
+    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in recipe
     assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
 
 

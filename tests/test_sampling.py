@@ -1,4 +1,4 @@
-"""Issue 18's data options: VCOP tuples drawn afresh each epoch, and general photos mixed into Korean batches."""
+"""Data options of the training recipe: VCOP tuples drawn afresh each epoch, and general photos mixed into Korean batches."""
 import json
 
 import numpy as np
