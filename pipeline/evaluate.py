@@ -7,12 +7,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.data.splits import BAND_NAMES, age_band
+from pipeline.data.splits import BAND_NAMES, MIN_TEST_PERSONS, age_band
 from pipeline.models.tasks import to_years
 
 log = logging.getLogger(__name__)
 CS_LEVELS = (3, 5, 7)
-MIN_BOOTSTRAP_PERSONS = 5
+MIN_BOOTSTRAP_PERSONS = MIN_TEST_PERSONS  # the number split_korean checks
 
 
 class TooFewPersonsError(ValueError):

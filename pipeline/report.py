@@ -1,4 +1,4 @@
-"""Figures (PNG + CSV for `dvc plots`) and metrics/report.md, generated from measured numbers only."""
+"""Figures (PNG) and metrics/report.md from the evaluate stage's numbers (its CSVs come from pipeline.comparison)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -128,7 +128,7 @@ def verdict(results: dict[str, dict], comparison: dict) -> str:
     parts.append(f"The VCOP pretext reached {pretext['val_acc']:.2f} permutation accuracy on val tuples "
                  f"(chance {pretext['chance']:.2f}).")
     parts.append("This is one seed: CIs resample test persons, not training runs; run several seeds "
-                 "(README: Multiple seeds) before drawing conclusions.")
+                 "(README: Usage) before drawing conclusions.")
     return " ".join(parts)
 
 

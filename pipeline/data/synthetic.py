@@ -127,7 +127,8 @@ def apparent_age(true_age: float, traits: Traits, domain: str, noise: float) -> 
 
 def person_apparent_ages(person: Person, cfg: SyntheticConfig, seed: int
                          ) -> tuple[Traits, list[float], np.random.Generator]:
-    """Identity and apparent ages of one person, before any pixel: the floor's Monte-Carlo check uses this."""
+    """Identity and apparent ages of one person, before any pixel: the renderer draws these, and
+    tests/test_synthetic.py's Monte-Carlo check of the floor samples them."""
     rng = np.random.default_rng([seed, DOMAIN_CODE[person.domain], person.index])
     traits = draw_traits(rng, person.domain, cfg)
     noise = rng.normal(0, cfg.age_noise_years, size=len(person.ages_years))
