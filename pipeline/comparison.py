@@ -47,7 +47,7 @@ def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig
     """Δ MAE of every condition vs each reference on the Korean test split, with person-level paired CIs."""
     true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
     abs_err = {c: abs(preds[c, "korean"] - true) for c in artifacts.CONDITIONS}
-    return {f"vs_{ref}": {c: evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed, cfg.ci)
+    return {f"vs_{ref}": {c: evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed)
                           for c in artifacts.CONDITIONS if c != ref}
             for ref in REFERENCES}
 

@@ -21,7 +21,7 @@ def main() -> None:
     model = MultiTrainModel(age, vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
     metrics, history = phases.run_age_phases(model, "multitrain", ["general", "korean"], budget, cfg, device, step,
-                                             tuple_batch_of=cfg.tuple_batch_size, age_model=model.age)
+                                             cfg.lr_scale, tuple_batch_of=cfg.tuple_batch_size, age_model=model.age)
     artifacts.save_outputs("multitrain", model.age, "age", cfg.age_encoder, metrics, history,
                            trained_on=["general", "korean"], coupling=cfg.coupling)
 

@@ -55,7 +55,7 @@ def plan_persons(cfg: SyntheticConfig, seed: int) -> list[Person]:
     rng = np.random.default_rng([seed, 0])
     persons: list[Person] = []
     g_lo, g_hi = cfg.general_photos
-    test_ids = set(rng.permutation(cfg.n_general_persons)[: round(cfg.general_test_frac * cfg.n_general_persons)])
+    test_ids = set(rng.permutation(cfg.n_general_persons)[: round(cfg.official_test_frac * cfg.n_general_persons)])
     for i in range(cfg.n_general_persons):
         n = int(rng.integers(g_lo, g_hi + 1))
         base = float(sample_general_ages(rng, 1)[0])
