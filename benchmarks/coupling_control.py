@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from pipeline import profiles, study
-from pipeline.evaluate import compare
+from pipeline.metrics import compare
 
 KEY = ["seed", "photo", "person_id", "age"]  # one test photo: its row in predictions.csv, checked by person and age
 

@@ -8,20 +8,13 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from pipeline import phases, runtime
+from pipeline import runtime
 from pipeline.config import ConfigError
 from pipeline.data.cache import META
+# the conditions and model paths are part of this module's interface (predict, report, study import them here)
+from pipeline.layout import CONDITION_STAGES, CONDITIONS, model_path  # noqa: F401
+from pipeline.layout import CACHE, HISTORY, PHASE_SPLITS, TRAIN_METRICS, split_path
 from pipeline.models import AgeRegressor, VCOPModel, build_encoder
-
-# condition (row of the comparison, in report order) -> the stage whose model it evaluates
-CONDITION_STAGES = {"baseline": "train_baseline", "finetune_korean": "finetune_korean", "downstream": "downstream",
-                    "multitrain": "multitrain"}
-CONDITIONS = tuple(CONDITION_STAGES)
-HISTORY, TRAIN_METRICS = Path("metrics/history"), Path("metrics/train")
-
-
-def model_path(stage: str) -> Path:
-    return Path("models") / stage / "model.pt"
 
 
 def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, **meta) -> None:
@@ -34,14 +27,14 @@ def input_record(trained_on: Sequence[str] = ()) -> dict:
     """What a model file needs so predict needs nothing else: `preprocess`, the face settings the cache was built
     with (pipeline.faces.FaceSettings.to_dict()), and for an age model `age_range`, the [min, max] of the ages of
     its labelled training splits (`trained_on`: phases, e.g. ["general", "korean"]), and their names."""
-    meta = runtime.read_json(phases.CACHE / META)
+    meta = runtime.read_json(CACHE / META)
     if "face" not in meta:
-        raise ValueError(f"{phases.CACHE / META} does not say how its photos were prepared (built before "
+        raise ValueError(f"{CACHE / META} does not say how its photos were prepared (built before "
                          "pipeline.faces); run `dvc repro prepare_data`")
     record: dict = {"preprocess": meta["face"]}
     if trained_on:
-        splits = [phases.PHASE_SPLITS[phase][0] for phase in trained_on]
-        ages = pd.concat([pd.read_csv(phases.split_path(s), usecols=["age"])["age"] for s in splits])
+        splits = [PHASE_SPLITS[phase][0] for phase in trained_on]
+        ages = pd.concat([pd.read_csv(split_path(s), usecols=["age"])["age"] for s in splits])
         record.update(age_range=[float(ages.min()), float(ages.max())], trained_on=splits)
     return record
 

@@ -1,7 +1,6 @@
 """Stage evaluate's work: every condition's model on the test splits, paired comparisons, and their tables."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +8,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import artifacts, evaluate, phases, runtime
+from pipeline import artifacts, metrics, runtime
 from pipeline.config import EvalConfig
+from pipeline.data.loaders import tuple_loader
+from pipeline.data.sequences import chance_accuracy
 from pipeline.data.splits import AGE_BANDS, BAND_NAMES
+from pipeline.layout import CONDITION_STAGES, CONDITIONS, model_path
 
 REFERENCES = ("baseline", "finetune_korean")  # each other condition gets a paired Δ MAE against these
 Predictions = dict[tuple[str, str], np.ndarray]  # (condition, test split) -> predicted ages (years)
@@ -29,41 +31,42 @@ class Tables:
 def predict_conditions(images: np.ndarray, tests: dict[str, pd.DataFrame], device: torch.device,
                        batch_size: int) -> Predictions:
     preds = {}
-    for condition, stage in artifacts.CONDITION_STAGES.items():
-        model, _ = artifacts.load_age_model(artifacts.model_path(stage), needed_by="evaluate")
+    for condition, stage in CONDITION_STAGES.items():
+        model, _ = artifacts.load_age_model(model_path(stage), needed_by="evaluate")
         for test, table in tests.items():
-            preds[condition, test] = evaluate.predict_years(model, images, table["cache_row"].to_numpy(), device,
+            preds[condition, test] = metrics.predict_years(model, images, table["cache_row"].to_numpy(), device,
                                                             batch_size)
     return preds
 
 
 def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame]) -> dict[str, dict]:
     """condition -> test split -> age metrics (what metrics/eval/<condition>.json holds)."""
-    return {c: {t: evaluate.age_metrics(preds[c, t], tests[t]["age"].to_numpy()) for t in tests}
-            for c in artifacts.CONDITIONS}
+    return {c: {t: metrics.age_metrics(preds[c, t], tests[t]["age"].to_numpy()) for t in tests}
+            for c in CONDITIONS}
 
 
 def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig) -> dict:
     """Δ MAE of every condition vs each reference on the Korean test split, with person-level paired CIs."""
     true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
-    abs_err = {c: abs(preds[c, "korean"] - true) for c in artifacts.CONDITIONS}
-    return {f"vs_{ref}": {c: evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed)
-                          for c in artifacts.CONDITIONS if c != ref}
+    abs_err = {c: abs(preds[c, "korean"] - true) for c in CONDITIONS}
+    return {f"vs_{ref}": {c: metrics.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed)
+                          for c in CONDITIONS if c != ref}
             for ref in REFERENCES}
 
 
 def pretext_accuracy(images: np.ndarray, device: torch.device, cfg: EvalConfig) -> dict:
     """The VCOP model's permutation accuracy on val tuples, beside chance (1 / T!)."""
-    model = artifacts.load_vcop_model(artifacts.model_path("pretrain_vcop"), needed_by="evaluate")
-    val_tuples = phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
-    return {"val_acc": evaluate.vcop_accuracy(model, val_tuples.epoch(0), device),
-            "chance": 1 / math.factorial(val_tuples.dataset.tuple_len)}
+    model = artifacts.load_vcop_model(model_path("pretrain_vcop"), needed_by="evaluate")
+    val_tuples = tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
+    return {"val_acc": metrics.vcop_accuracy(model, val_tuples.epoch(0), device),
+            "chance": chance_accuracy(val_tuples.dataset.tuple_len)}
 
 
 def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict]) -> Tables:
-    true, conditions = korean["age"].to_numpy(), artifacts.CONDITIONS
+    true, conditions = korean["age"].to_numpy(), CONDITIONS
     return Tables(
-        cs_curve=pd.DataFrame({"n": range(16), **{c: evaluate.cs_curve(preds[c, "korean"], true) for c in conditions}}),
+        cs_curve=pd.DataFrame({"n": range(metrics.CS_MAX_YEARS + 1),
+                               **{c: metrics.cs_curve(preds[c, "korean"], true) for c in conditions}}),
         # person ids let the study pool paired errors over runs
         predictions=pd.DataFrame({"age": true, **{c: preds[c, "korean"].round(2) for c in conditions},
                                   "person_id": korean["person_id"].to_numpy()}),
@@ -78,7 +81,7 @@ def band_frame(results: dict[str, dict]) -> pd.DataFrame:
     """
     return pd.DataFrame({"band": list(BAND_NAMES), "band_start": list(AGE_BANDS[:len(BAND_NAMES)]),
                          **{name: [results[name]["korean"]["mae_band"][b] for b in BAND_NAMES]
-                            for name in artifacts.CONDITIONS}})
+                            for name in CONDITIONS}})
 
 
 def headline(result: dict, vs_finetune: dict | None) -> dict:

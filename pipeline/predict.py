@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline import artifacts, evaluate, runtime
+from pipeline import artifacts, metrics, runtime
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
 from pipeline.faces import FaceSettings, PhotoError, PreparedFace, prepare_faces
 
@@ -109,7 +109,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                 face_rows.append(rows[-1])
                 pixels.append(face.pixels)
         if pixels:
-            ages = evaluate.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
+            ages = metrics.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
             for row, age in zip(face_rows, ages):
                 row["predicted_age"] = round(float(age), 2)
                 if not low <= age <= high:

@@ -1,4 +1,7 @@
-"""Process set-up shared by every stage: logging, seeds, device choice, atomic file writes (JSON, CSV, torch)."""
+"""Process set-up shared by every stage: logging, seeds, device choice, torchrun ranks, atomic file writes.
+
+The whole torchrun set-up lives here (joining the process group, rank and world size, rank-0 writes); the
+training loop's DDP wrapper and cross-rank reductions are in pipeline.train."""
 from __future__ import annotations
 
 import io

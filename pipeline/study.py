@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
-from pipeline.evaluate import compare
+from pipeline.metrics import compare
 
 log = logging.getLogger("pipeline.study")
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)

@@ -1,9 +1,9 @@
 """Stage downstream (condition 3): the VCOP-pretrained encoder trained for age with condition 1+2's labels and budget."""
 
-from pipeline import artifacts, config, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, train
 from pipeline.models import AgeRegressor
 
-VCOP = artifacts.model_path("pretrain_vcop")
+VCOP = layout.model_path("pretrain_vcop")
 # outs: models/downstream/model.pt, metrics/train/downstream.json, metrics/history/downstream.csv
 PHASES = {"general_then_korean": ["general", "korean"], "korean_only": ["korean"],
           "linear_probe": ["general", "korean"]}

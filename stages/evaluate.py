@@ -1,9 +1,10 @@
 """Stage evaluate: every condition's final model on the Korean and general test splits; paired CIs; report."""
 from pathlib import Path
 
-from pipeline import comparison, config, phases, report, runtime
+from pipeline import comparison, config, report, runtime
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import read_split
+from pipeline.layout import CACHE
 
 TESTS = {"korean": Path("data/splits/korean_test.csv"), "general": Path("data/splits/general_test.csv")}
 DATA_SUMMARY, HISTORIES = Path("metrics/data.json"), Path("metrics/history")
@@ -13,7 +14,7 @@ OUT, PLOTS, REPORT = Path("metrics/eval"), Path("metrics/plots"), Path("metrics/
 def main() -> None:
     cfg = config.load_section(config.EvalConfig, "evaluate")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="evaluate")
-    images = open_images(phases.CACHE)
+    images = open_images(CACHE)
     tests = {name: read_split(path) for name, path in TESTS.items()}
     preds = comparison.predict_conditions(images, tests, device, cfg.batch_size)
     results = comparison.condition_metrics(preds, tests)

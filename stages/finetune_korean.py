@@ -1,8 +1,8 @@
 """Stage finetune_korean (condition 2): the baseline fine-tuned on the labelled Korean training persons."""
 
-from pipeline import artifacts, config, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, train
 
-BASELINE = artifacts.model_path("train_baseline")
+BASELINE = layout.model_path("train_baseline")
 # outs: models/finetune_korean/model.pt, metrics/train/finetune_korean.json, metrics/history/finetune_korean.csv
 
 

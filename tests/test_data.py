@@ -237,10 +237,10 @@ def test_rank_slice_length_counts_the_batches_it_yields(n, batch_size, drop_last
 
 
 def test_split_korean_and_evaluate_agree_on_the_persons_a_ci_needs():
-    from pipeline import evaluate
+    from pipeline import metrics
     df = many_persons(16)
     df["split"] = splits.split_by_identity(df, 0, 0.25, 0.25, "korean")
     n_test = df.loc[df["split"] == "test", "person_id"].nunique()
-    assert 3 <= n_test < evaluate.MIN_BOOTSTRAP_PERSONS  # enough for the old check, too few for the bootstrap
-    with pytest.raises(splits.EmptySplitError, match=f"need >= {evaluate.MIN_BOOTSTRAP_PERSONS}"):
+    assert 3 <= n_test < metrics.MIN_BOOTSTRAP_PERSONS  # enough for the old check, too few for the bootstrap
+    with pytest.raises(splits.EmptySplitError, match=f"need >= {metrics.MIN_BOOTSTRAP_PERSONS}"):
         splits.check_evaluable(df, leave_one_out=False)

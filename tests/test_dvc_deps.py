@@ -78,3 +78,19 @@ def test_closure_follows_function_level_and_indirect_imports(tmp_path: Path) -> 
     assert Path("pipeline/__init__.py") in closure
     assert Path("pipeline/runtime.py") in closure
     assert len(closure) > 5  # config, runtime, data modules, ...
+
+
+TRAINING = {Path("pipeline/phases.py"), Path("pipeline/train.py"), Path("pipeline/checkpoint.py")}
+
+
+@pytest.mark.parametrize("script", ["stages/evaluate.py", "pipeline/predict.py", "pipeline/study.py",
+                                    "pipeline/aggregate.py", "pipeline/report.py", "pipeline/comparison.py",
+                                    "pipeline/artifacts.py", "stages/build_sequences.py"])
+def test_evaluation_and_tools_import_no_training_module(script: str) -> None:
+    """Layers point one way: paths come from pipeline.layout, so nothing outside training imports training."""
+    assert not import_closure(ROOT / script) & TRAINING
+
+
+def test_the_evaluate_stage_depends_on_no_training_module() -> None:
+    deps = {Path(str(d)) for d in STAGES["evaluate"]["deps"]}
+    assert not deps & TRAINING, sorted(map(str, deps & TRAINING))

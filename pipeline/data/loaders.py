@@ -1,9 +1,10 @@
 """Batches from the uint8 cache: single photos for age regression, shuffled tuples for VCOP, one code path."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from pipeline import runtime
-from pipeline.data.sequences import TupleDraw, permutations, tuple_rows
+from pipeline.data.sequences import TupleDraw, no_tuples, permutations, tuple_rows
+from pipeline.layout import SEQUENCES, tuples_path
 
 
 class CacheBatches(Dataset):
@@ -137,6 +139,27 @@ def resampled_tuple_dataset(images: np.ndarray, photos: pd.DataFrame, tuple_len:
     draw = TupleDraw(photos, tuple_len, min_gap_years, n_per_person, seed)
     rows = draw(0)
     return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=tuple_len, seed=seed[-1], draw=draw)
+
+
+def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size: int, seed: int,
+                 device: torch.device, train_mode: bool, num_workers: int = 0) -> EpochLoader:
+    """VCOP tuple batches of build_sequences' `split`; training tuples are drawn afresh each epoch when
+    build_sequences.resample_each_epoch wrote the photos to draw from."""
+    path = tuples_path(split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run `dvc repro build_sequences`")
+    tuples = pd.read_csv(path, dtype={"person_id": str})
+    if tuples.empty:
+        raise no_tuples(f"in {path}")
+    sampling = SEQUENCES / "sampling.json"
+    if split == "train" and sampling.exists() and (draw := json.loads(sampling.read_text()))["resample_each_epoch"]:
+        # fresh tuples each epoch from every valid tuple of the training persons (build_sequences wrote them)
+        photos = read_split(SEQUENCES / "train_photos.csv")
+        dataset = resampled_tuple_dataset(images, photos, draw["tuple_len"], draw["min_gap_years"],
+                                          draw["tuples_per_person"], [draw["seed"], seed])
+    else:
+        dataset = tuple_dataset(images, tuples, seed)
+    return make_loader(dataset, batch_size, train_mode, seed, device, num_workers)
 
 
 def read_split(path: Path) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: f
     return split
 
 
-# the person-level bootstrap (pipeline.evaluate.paired_bootstrap) needs this many test persons for a CI; split_korean
+# the person-level bootstrap (pipeline.metrics.paired_bootstrap) needs this many test persons for a CI; split_korean
 # checks it, so a test split that would lose its CI fails before any training
 MIN_TEST_PERSONS = 5
 

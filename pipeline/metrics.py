@@ -12,6 +12,7 @@ from pipeline.models.tasks import to_years
 
 log = logging.getLogger(__name__)
 CS_LEVELS = (3, 5, 7)
+CS_MAX_YEARS = 15  # the CS curve's last error level, years
 MIN_BOOTSTRAP_PERSONS = MIN_TEST_PERSONS  # the number split_korean checks
 
 
@@ -47,7 +48,7 @@ def age_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
     return metrics
 
 
-def cs_curve(pred: np.ndarray, true: np.ndarray, max_years: int = 15) -> np.ndarray:
+def cs_curve(pred: np.ndarray, true: np.ndarray, max_years: int = CS_MAX_YEARS) -> np.ndarray:
     abs_err = np.abs(pred - true)
     return np.array([(abs_err <= n).mean() for n in range(max_years + 1)])
 
