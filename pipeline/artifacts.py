@@ -16,6 +16,8 @@ from pipeline.layout import CONDITION_STAGES, CONDITIONS, model_path  # noqa: F4
 from pipeline.layout import CACHE, HISTORY, PHASE_SPLITS, TRAIN_METRICS, split_path
 from pipeline.models import AgeRegressor, VCOPModel, build_encoder
 
+FACE_SETTINGS, LEGACY_FACE_SETTINGS = "face_settings", "preprocess"  # the model-file key, and its older name
+
 
 def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, **meta) -> None:
     """Weights plus what rebuilds the model (kind, encoder name, `meta` such as tuple_len or input_record()):
@@ -24,19 +26,25 @@ def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encod
 
 
 def input_record(trained_on: Sequence[str] = ()) -> dict:
-    """What a model file needs so predict needs nothing else: `preprocess`, the face settings the cache was built
+    """What a model file needs so predict needs nothing else: `face_settings`, the face settings the cache was built
     with (pipeline.faces.FaceSettings.to_dict()), and for an age model `age_range`, the [min, max] of the ages of
     its labelled training splits (`trained_on`: phases, e.g. ["general", "korean"]), and their names."""
     meta = runtime.read_json(CACHE / META)
     if "face" not in meta:
         raise ValueError(f"{CACHE / META} does not say how its photos were prepared (built before "
                          "pipeline.faces); run `dvc repro prepare_data`")
-    record: dict = {"preprocess": meta["face"]}
+    record: dict = {FACE_SETTINGS: meta["face"]}
     if trained_on:
         splits = [PHASE_SPLITS[phase][0] for phase in trained_on]
         ages = pd.concat([pd.read_csv(split_path(s), usecols=["age"])["age"] for s in splits])
         record.update(age_range=[float(ages.min()), float(ages.max())], trained_on=splits)
     return record
+
+
+def face_settings_of(payload: dict) -> dict | None:
+    """The face settings a model file records (FaceSettings.to_dict()); model files written before the key was
+    named `face_settings` hold them under `preprocess`. None: the file records none."""
+    return payload.get(FACE_SETTINGS, payload.get(LEGACY_FACE_SETTINGS))
 
 
 def read_model_file(path: Path) -> dict:

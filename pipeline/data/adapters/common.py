@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.data.manifest import with_optional_columns
+
 log = logging.getLogger(__name__)
 # photo files the adapters and `pipeline.predict` pick up from a folder
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -32,10 +34,7 @@ def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -
         raise LayoutError(f"{source}: no photos found under {root}. Expected layout: {layout}")
     table = pd.DataFrame(rows)
     table["domain"] = domain
-    for column in ("split_hint", "date"):
-        if column not in table:
-            table[column] = ""
-    return table[["path", "person_id", "age", "domain", "split_hint", "date"]]
+    return with_optional_columns(table)[["path", "person_id", "age", "domain", "split_hint", "date"]]
 
 
 def match_names(paths: list[Path], pattern: str, source: str, root: Path) -> list[tuple[Path, re.Match]]:
