@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline import artifacts, evaluate, runtime
+from pipeline import artifacts, metrics, runtime
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
 from pipeline.faces import FaceSettings, PhotoError, PreparedFace, prepare_faces
 
@@ -108,7 +108,7 @@ def load_model(spec: str) -> tuple[torch.nn.Module, dict, Path]:
             raise FileNotFoundError(f"model file {path} not found; --model takes a condition "
                                     f"({', '.join(artifacts.CONDITIONS)}) inside the project, or a model.pt path")
     payload = artifacts.read_model_file(path)  # ModelFileError for a truncated, corrupt or foreign file
-    if "preprocess" not in payload:
+    if artifacts.face_settings_of(payload) is None:
         raise ValueError(f"{path} does not record how its inputs were made (saved before model files did); "
                          "retrain it with `dvc repro`")
     return artifacts.age_model_from(payload, path), payload, path
@@ -129,7 +129,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
             device: torch.device | None = None) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     if no_detect:
         settings = replace(settings, face="none")  # the inputs already are crops: centre square, resized
     low, high = payload.get("age_range", (-np.inf, np.inf))
@@ -153,7 +153,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                 face_rows.append(rows[-1])
                 pixels.append(face.pixels)
         if pixels:
-            ages = evaluate.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
+            ages = metrics.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
             for row, age in zip(face_rows, ages):
                 row["predicted_age"] = round(float(age), 2)
                 if not low <= age <= high:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:  # OutputPathError, ModelFileError: named, nothing done
         log.error("%s", err)
         return runtime.EXIT_INPUT
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     log.info("model %s: %s, face %s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device)

@@ -1,5 +1,8 @@
 """Process set-up shared by every stage and predict: the entry point that turns expected failures into one line,
-logging, seeds, device choice, atomic file writes (JSON, CSV, torch)."""
+logging, seeds, device choice, torchrun ranks, atomic file writes (JSON, CSV, torch).
+
+The whole torchrun set-up lives here (joining the process group, rank and world size, rank-0 writes); the
+training loop's DDP wrapper and cross-rank reductions are in pipeline.train."""
 from __future__ import annotations
 
 import errno

@@ -1,6 +1,6 @@
 """End to end: the real `dvc repro` on the smoke profile in a temp copy of the repo, then its real outputs.
 
-The smoke profile is reproduced once per session (`reproduced`); every test works on its own copy of it.
+The smoke profile is reproduced once per pytest run (`reproduced`); every test works on its own copy of it.
 """
 import hashlib
 import json

@@ -188,7 +188,8 @@ def _worker_detector(settings: FaceSettings) -> FaceDetector:
 
 
 def _init_worker(threads: int) -> None:
-    # a forked child must not reuse the parent's OpenMP pool; one thread per process also avoids oversubscription
+    # a forked child must not reuse the parent's OpenMP pool; cpu_count // workers threads each keep the
+    # processes from oversubscribing the cores
     torch.set_num_threads(threads)
 
 
@@ -201,7 +202,7 @@ def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int
                  device: str | None = None, desc: str = "faces") -> Iterable[PreparedFace | PhotoError]:
     """prepare() for many photos, in input order, with a progress bar; errors are yielded, not raised.
 
-    On the CPU, `workers` processes (1 torch thread each) share the photos in chunks; with workers <= 1 or a
+    On the CPU, `workers` processes (cpu_count // workers torch threads each) share the photos in chunks; with workers <= 1 or a
     CUDA device, one process detects in batches of equal-size photos.
     """
     chunks = [list(sources[i:i + chunk_size]) for i in range(0, len(sources), chunk_size)]

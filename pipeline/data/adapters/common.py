@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.data.manifest import with_optional_columns
 from pipeline.data.paths import absolute
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,7 @@ def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -
         raise LayoutError(f"{source}: no photos found under {root}. Expected layout: {layout}")
     table = pd.DataFrame(rows)
     table["domain"] = domain
-    for column in ("split_hint", "date"):
-        if column not in table:
-            table[column] = ""
-    return table[["path", "person_id", "age", "domain", "split_hint", "date"]]
+    return with_optional_columns(table)[["path", "person_id", "age", "domain", "split_hint", "date"]]
 
 
 def match_names(paths: list[Path], pattern: str, source: str, root: Path) -> list[tuple[Path, re.Match]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.data.adapters.common import LayoutError, absolute, require_dir
-from pipeline.data.manifest import read_table
+from pipeline.data.manifest import read_table, with_optional_columns
 
 LAYOUT = "<root>/manifest.csv with columns path,person_id,age[,date] (date as YYYY-MM-DD)"
 
@@ -21,7 +21,4 @@ def read(root: Path, domain: str) -> pd.DataFrame:
         # not resolved: a row may leave the root (`../..`, an absolute path, a link); pipeline.data.paths refuses it
         table["path"] = [str(absolute(root / p)) if isinstance(p, str) else p for p in table["path"]]
     table["domain"] = domain  # the role decides the domain, whatever the file says
-    for column in ("split_hint", "date"):
-        if column not in table:
-            table[column] = ""
-    return table
+    return with_optional_columns(table)
