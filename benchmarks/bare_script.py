@@ -1,4 +1,4 @@
-"""The bare-script reference for real photos (issue 18): what the pipeline's real-data profile must not lose to.
+"""The bare-script reference for real photos: what the pipeline's real-data profile must not lose to.
 
 A deliberately plain age regressor on All-Age-Faces' aligned crops: torchvision resnet18 from scratch, 64 px,
 every photo of AAF's train list (no validation holdout, no selection), Adam, L1 loss, horizontal flips, the

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from pipeline import profiles, study
-from pipeline.evaluate import compare_blocks
+from pipeline.metrics import compare_blocks
 
 # one test photo of one training run: its row in predictions.csv, checked by person and age
 KEY = ["split_seed", "train_seed", "photo", "person_id", "age"]

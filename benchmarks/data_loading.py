@@ -1,7 +1,7 @@
 """Images/second of three loaders over the same general-train photos, measured side by side in one run.
 
   naive   : PIL decode + torchvision transforms per photo, every epoch (what a bare script does)
-  cached  : our loader: batch slices of the uint8 memmap + on-device tensor augmentation (Preprocess)
+  cached  : our loader: batch slices of the uint8 memmap + on-device tensor augmentation (InputTransform)
   loader  : our loader alone (DataLoader, sampler, one fancy-index read per batch), no augmentation
   raw     : the same shuffled fancy-index reads in a bare Python loop: the limit for any loader of this cache
 
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from pipeline.data import loaders
-from pipeline.models.preprocess import Preprocess
+from pipeline.models.input_transform import InputTransform
 from pipeline.data.cache import open_images
 
 
@@ -70,10 +70,10 @@ def main() -> None:
     naive = DataLoader(NaiveDataset(table["path"].tolist(), table["age"].tolist(), images.shape[1]),
                        batch_size=args.batch_size, shuffle=True, num_workers=0)
     cached = loaders.make_loader(loaders.photo_dataset(images, table), args.batch_size, True, 0, cpu)
-    preprocess = Preprocess(augment=True).train()
+    transform = InputTransform(augment=True).train()
     results = {
         "naive (PIL decode + v2 transforms)": rate(lambda: naive, args.epochs, n),
-        "cached (memmap + tensor augmentation)": rate(lambda: cached.epoch(0), args.epochs, n, preprocess),
+        "cached (memmap + tensor augmentation)": rate(lambda: cached.epoch(0), args.epochs, n, transform),
         "loader without augmentation": rate(lambda: cached.epoch(0), args.epochs, n),
         "raw fancy-index reads (no loader)": rate(lambda: raw_batches(images, table, args.batch_size),
                                                   args.epochs, n),

@@ -68,7 +68,7 @@ def main() -> None:
     base = None
     for tuple_len in (3, 4, 5):
         rows = np.sort(rng.choice(len(images), size=(args.tuples, tuple_len)), axis=1)  # timing only
-        dataset = loaders.CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=tuple_len)
+        dataset = loaders.TupleBatches(images, rows)
         loader = loaders.make_loader(dataset, args.batch_size, True, 0, CPU)
         torch.manual_seed(0)
         seconds = epoch_seconds(VCOPModel(build_encoder(args.encoder), tuple_len, 512), loader, train.vcop_step)

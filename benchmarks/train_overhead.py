@@ -1,7 +1,7 @@
 """Our fit() (checkpoints, logging, progress, NaN checks, val pass) vs a bare PyTorch loop, same model, data, steps.
 
 Run after `dvc repro split_korean`:  python benchmarks/train_overhead.py [--encoder resnet18] [--photos 640]
-Both loops train the same model from the same init on the same batches (cached loader, Preprocess, AdamW, L1).
+Both loops train the same model from the same init on the same batches (cached loader, InputTransform, AdamW, L1).
 The bare loop also runs the val pass, so the difference is the loop's own machinery.
 """
 import argparse

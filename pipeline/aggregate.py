@@ -12,6 +12,7 @@ import json
 import logging
 import subprocess
 import sys
+from typing import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,24 @@ def _same(a, b) -> bool:
         return str(a) == str(b)
 
 
-def matches_workspace(row: dict, params: dict, over: str) -> bool:
+def matches_workspace(row: dict, params: dict, over: str | tuple[str, ...]) -> bool:
     """Only experiments that differ from the current params.yaml in `over` alone are runs of this setting."""
+    varied = (over,) if isinstance(over, str) else over
     for key, value in row.items():
         name = key.split(":", 1)[-1]
-        if name != over and name in params and not _same(value, params[name]):
+        if name not in varied and name in params and not _same(value, params[name]):
             return False
     return True
+
+
+def runs(exps: list[dict], params: dict, over: tuple[str, ...]) -> Iterator[tuple[dict, list]]:
+    """The one experiment filter (aggregate, study): finished experiments that set every param of `over` and
+    differ from `params` in those alone, each with its values of `over`."""
+    for exp in exps:
+        rev, values = exp.get("rev"), [value_of(exp, key) for key in over]
+        if (rev and rev != "workspace" and None not in values and finished(exp)
+                and matches_workspace(exp, params, over)):
+            yield exp, values
 
 
 def finished(exp: dict) -> bool:
@@ -88,12 +100,8 @@ def collect(over: str = "seed", rev: str | None = None) -> pd.DataFrame:
     `over`."""
     exps, params = experiments(rev)
     rows = []
-    for exp in exps:
-        rev, value = exp.get("rev"), value_of(exp, over)
-        if not rev or rev == "workspace" or value is None or not matches_workspace(exp, params, over):
-            continue
-        if not finished(exp):
-            continue
+    for exp, (value,) in runs(exps, params, (over,)):
+        rev = exp["rev"]
         for condition in CONDITION_STAGES:
             result = _git_json(rev, f"metrics/eval/details/{condition}.json")
             if result is None:  # failed or still queued

@@ -1,6 +1,8 @@
 """Model files and a training stage's outputs: the list of conditions, model paths, save / load, history CSVs."""
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -8,40 +10,22 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from pipeline import phases, runtime
+from pipeline import runtime
 from pipeline.config import ConfigError
 from pipeline.data.cache import META
+# the conditions and run paths are part of this module's interface (predict, report, study import them here)
+from pipeline.layout import (CONDITION_STAGES, CONDITIONS, model_path, run_name,  # noqa: F401
+                             trained_seeds)
+from pipeline.layout import CACHE, PHASE_SPLITS, history_path, split_path, train_metrics_path
 from pipeline.models import AgeRegressor, VCOPModel, build_encoder
 
-# condition (row of the comparison, in report order) -> the stage whose model it evaluates
-CONDITION_STAGES = {"baseline": "train_baseline", "finetune_korean": "finetune_korean", "downstream": "downstream",
-                    "multitrain": "multitrain"}
-CONDITIONS = tuple(CONDITION_STAGES)
-HISTORY, TRAIN_METRICS = Path("metrics/history"), Path("metrics/train")
+FACE_SETTINGS, LEGACY_FACE_SETTINGS = "face_settings", "preprocess"  # the model-file key, and its older name
+MODEL_KEYS = ("kind", "encoder", "state")  # what every model file of this project holds (save_model)
 
 
-def run_name(stage: str, seed: int) -> str:
-    """One training run of a stage, `<stage>/seed<k>`: the folder or file stem of each of its outputs
-    (models/<run>/model.pt, metrics/train/<run>.json, metrics/history/<run>.csv, .checkpoints/<run>/)."""
-    return f"{stage}/seed{seed}"
-
-
-def model_path(stage: str, seed: int) -> Path:
-    return Path("models") / run_name(stage, seed) / "model.pt"
-
-
-def trained_seeds(stage: str) -> list[int]:
-    """The training seeds whose model file of `stage` exists, ascending."""
-    runs = (p.parent.name for p in (Path("models") / stage).glob("seed*/model.pt"))
-    return sorted(int(run[4:]) for run in runs if run[4:].isdigit())
-
-
-def train_metrics_path(stage: str, seed: int) -> Path:
-    return TRAIN_METRICS / f"{run_name(stage, seed)}.json"
-
-
-def history_path(stage: str, seed: int) -> Path:
-    return HISTORY / f"{run_name(stage, seed)}.csv"
+class ModelFileError(ValueError):
+    """A file that is not a readable model file of this project (truncated, corrupt, foreign); the message says
+    which and what to do."""
 
 
 def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encoder: str, **meta) -> None:
@@ -51,26 +35,50 @@ def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encod
 
 
 def input_record(trained_on: Sequence[str] = ()) -> dict:
-    """What a model file needs so predict needs nothing else: `preprocess`, the face settings the cache was built
+    """What a model file needs so predict needs nothing else: `face_settings`, the face settings the cache was built
     with (pipeline.faces.FaceSettings.to_dict()), and for an age model `age_range`, the [min, max] of the ages of
     its labelled training splits (`trained_on`: phases, e.g. ["general", "korean"]), and their names."""
-    meta = runtime.read_json(phases.CACHE / META)
+    meta = runtime.read_json(CACHE / META)
     if "face" not in meta:
-        raise ValueError(f"{phases.CACHE / META} does not say how its photos were prepared (built before "
+        raise ValueError(f"{CACHE / META} does not say how its photos were prepared (built before "
                          "pipeline.faces); run `dvc repro prepare_data`")
-    record: dict = {"preprocess": meta["face"]}
+    record: dict = {FACE_SETTINGS: meta["face"]}
     if trained_on:
-        splits = [phases.PHASE_SPLITS[phase][0] for phase in trained_on]
-        ages = pd.concat([pd.read_csv(phases.split_path(s), usecols=["age"])["age"] for s in splits])
+        splits = [PHASE_SPLITS[phase][0] for phase in trained_on]
+        ages = pd.concat([pd.read_csv(split_path(s), usecols=["age"])["age"] for s in splits])
         record.update(age_range=[float(ages.min()), float(ages.max())], trained_on=splits)
     return record
 
 
+def face_settings_of(payload: dict) -> dict | None:
+    """The face settings a model file records (FaceSettings.to_dict()); model files written before the key was
+    named `face_settings` hold them under `preprocess`. None: the file records none."""
+    return payload.get(FACE_SETTINGS, payload.get(LEGACY_FACE_SETTINGS))
+
+
 def read_model_file(path: Path) -> dict:
-    """A model file given by its path (predict from anywhere): no hint about stages, only what is wrong."""
+    """A model file given by its path (predict from anywhere): no hint about stages, only what is wrong.
+
+    Raises FileNotFoundError, or ModelFileError for a file that does not load or holds something else.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
-    return runtime.load_torch(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            payload = runtime.load_torch(path)
+    except pickle.UnpicklingError:  # weights_only refuses pickled classes and code
+        raise ModelFileError(f"{path}: not a model file of this project: it holds pickled objects, which are never "
+                             "loaded (torch.load weights_only); pass a models/<stage>/seed<k>/model.pt") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError, ... for a cut or corrupt file
+        first_line = next(iter(str(err).splitlines()), "") or type(err).__name__
+        raise ModelFileError(f"{path}: cannot be read as a model file, it is truncated or corrupt ({first_line[:120]});"
+                             " copy it again, or rebuild it with `dvc repro`") from None
+    if not isinstance(payload, dict) or any(key not in payload for key in MODEL_KEYS):
+        held = f"keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else type(payload).__name__
+        raise ModelFileError(f"{path}: not a model file of this project (it holds {held}, a model file holds "
+                             f"{list(MODEL_KEYS)}); pass a models/<stage>/seed<k>/model.pt")
+    return payload
 
 
 def age_model_from(payload: dict, path: Path | str = "model") -> AgeRegressor:
@@ -86,7 +94,7 @@ def _load(path: Path, kind: str, needed_by: str) -> dict:
         stage = _producer(path)
         raise FileNotFoundError(f"{path} not found: {needed_by} needs the output of stage '{stage}'; "
                                 f"run `dvc repro {stage}`")
-    payload = runtime.load_torch(path)
+    payload = read_model_file(path)
     if payload.get("kind") != kind:
         raise ValueError(f"{path} holds a '{payload.get('kind')}' model, {needed_by} needs '{kind}'")
     return payload

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,25 @@ def fingerprint(cfg: TrainConfig, *parts: Any) -> str:
     """What a checkpoint was trained from: resuming is only allowed when this matches."""
     blob = json.dumps([asdict(cfg), [str(p) for p in parts]], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def code_digest(modules: dict[str, Any] | None = None) -> str:
+    """Content key of the project code this process runs: every loaded `pipeline` module's file and the script.
+
+    An edited loss (say in pipeline/models/tasks.py) makes DVC rerun the stage, as the file is in its deps; without
+    this key the finished checkpoint would match and its old weights come back as the new output. The modules
+    loaded are the stage's import closure, the files dvc.yaml lists as its deps. Keyed by module name, not path,
+    so a clone elsewhere resumes the same checkpoint. `modules` defaults to sys.modules.
+    """
+    modules = sys.modules if modules is None else modules
+    files = {name: getattr(module, "__file__", None) for name, module in list(modules.items())
+             if name == "pipeline" or name.startswith("pipeline.") or name == "__main__"}
+    h = hashlib.sha256()
+    for name, file in sorted(files.items()):
+        if file and Path(file).is_file():  # an interactive __main__ has no file
+            h.update(f"{name}\0".encode())
+            h.update(Path(file).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def state_digest(model: nn.Module) -> str:
@@ -117,7 +137,7 @@ def resume(path: Path, key: str, model: nn.Module, opt: Any, scheduler: Any, sca
         return FitState(), None, None
     saved = runtime.load_torch(path, map_location=device)
     if saved.get("fingerprint") != key:
-        log.info("%s: ignoring %s (trained from other params/data); starting afresh", tag, path)
+        log.info("%s: ignoring %s (trained from other params, data or code); starting afresh", tag, path)
         return FitState(), None, None
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["opt"])

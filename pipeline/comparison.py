@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import artifacts, evaluate, phases, runtime
+from pipeline import artifacts, metrics, runtime
 from pipeline.config import EvalConfig
+from pipeline.data.loaders import tuple_loader
 from pipeline.data.sequences import permutations
 from pipeline.data.splits import AGE_BANDS, BAND_NAMES
+from pipeline.layout import CONDITION_STAGES, CONDITIONS, model_path
 
 REFERENCES = ("baseline", "finetune_korean")  # each other condition gets a paired Δ MAE against these
 Predictions = dict[tuple[str, int, str], np.ndarray]  # (condition, training seed, test split) -> predicted ages
@@ -33,12 +35,12 @@ class Tables:
 def predict_conditions(images: np.ndarray, tests: dict[str, pd.DataFrame], device: torch.device,
                        batch_size: int, seeds: Sequence[int]) -> Predictions:
     preds = {}
-    for condition, stage in artifacts.CONDITION_STAGES.items():
+    for condition, stage in CONDITION_STAGES.items():
         for seed in seeds:
-            model, _ = artifacts.load_age_model(artifacts.model_path(stage, seed), needed_by="evaluate")
+            model, _ = artifacts.load_age_model(model_path(stage, seed), needed_by="evaluate")
             for test, table in tests.items():
-                preds[condition, seed, test] = evaluate.predict_years(model, images, table["cache_row"].to_numpy(),
-                                                                      device, batch_size)
+                preds[condition, seed, test] = metrics.predict_years(model, images, table["cache_row"].to_numpy(),
+                                                                     device, batch_size)
     return preds
 
 
@@ -46,8 +48,8 @@ def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame], seeds:
     """condition -> what metrics/eval/details/<condition>.json holds: per test split the age metrics averaged
     over training seeds, their seed std (`seed_std`, null for one seed) and every seed's own (`per_seed`)."""
     results = {}
-    for condition in artifacts.CONDITIONS:
-        per_seed = {seed: {t: evaluate.age_metrics(preds[condition, seed, t], tests[t]["age"].to_numpy())
+    for condition in CONDITIONS:
+        per_seed = {seed: {t: metrics.age_metrics(preds[condition, seed, t], tests[t]["age"].to_numpy())
                            for t in tests} for seed in seeds}
         results[condition] = {**{t: seed_mean([per_seed[s][t] for s in seeds]) for t in tests},
                               "seed_std": {t: seed_std([per_seed[s][t] for s in seeds]) for t in tests},
@@ -71,14 +73,14 @@ def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig
     """Δ MAE of every condition vs each reference on the Korean test split, paired on (training seed, person),
     with a CI that resamples both (seed_person_bootstrap); each seed's own Δ beside it."""
     true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
-    abs_err = {c: np.stack([abs(preds[c, s, "korean"] - true) for s in seeds]) for c in artifacts.CONDITIONS}
+    abs_err = {c: np.stack([abs(preds[c, s, "korean"] - true) for s in seeds]) for c in CONDITIONS}
     out = {}
     for ref in REFERENCES:
         out[f"vs_{ref}"] = {}
-        for c in artifacts.CONDITIONS:
+        for c in CONDITIONS:
             if c == ref:
                 continue
-            entry = evaluate.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed, cfg.ci)
+            entry = metrics.compare(abs_err[c], abs_err[ref], persons, cfg.n_bootstrap, cfg.seed)
             entry["per_seed_mae_diff"] = {str(s): float((abs_err[c][i] - abs_err[ref][i]).mean())
                                           for i, s in enumerate(seeds)}
             out[f"vs_{ref}"][c] = entry
@@ -88,12 +90,12 @@ def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig
 def pretext_scores(images: np.ndarray, device: torch.device, cfg: EvalConfig, seeds: Sequence[int]) -> dict:
     """Every seed's VCOP model on the val tuples (shuffled by the split seed, as pretrain_vcop selected on them):
     top-1, top-3, Kendall's tau, their means over seeds, and chance."""
-    val_tuples = phases.tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
+    val_tuples = tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
     perms = permutations(val_tuples.dataset.tuple_len)
     per_seed = {}
     for seed in seeds:
-        model = artifacts.load_vcop_model(artifacts.model_path("pretrain_vcop", seed), needed_by="evaluate")
-        per_seed[str(seed)] = evaluate.pretext_metrics(*evaluate.vcop_logits(model, val_tuples.epoch(0), device), perms)
+        model = artifacts.load_vcop_model(model_path("pretrain_vcop", seed), needed_by="evaluate")
+        per_seed[str(seed)] = metrics.pretext_metrics(*metrics.vcop_logits(model, val_tuples.epoch(0), device), perms)
     first = next(iter(per_seed.values()))
     return {**{k: float(np.mean([m[k] for m in per_seed.values()])) for k in PRETEXT},
             **{k: v for k, v in first.items() if k.startswith("chance_")},
@@ -101,15 +103,15 @@ def pretext_scores(images: np.ndarray, device: torch.device, cfg: EvalConfig, se
 
 
 def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict], seeds: Sequence[int]) -> Tables:
-    true, conditions = korean["age"].to_numpy(), artifacts.CONDITIONS
-    curves = {c: np.mean([evaluate.cs_curve(preds[c, s, "korean"], true) for s in seeds], axis=0) for c in conditions}
+    true, conditions = korean["age"].to_numpy(), CONDITIONS
+    curves = {c: np.mean([metrics.cs_curve(preds[c, s, "korean"], true) for s in seeds], axis=0) for c in conditions}
     # one row per (training seed, test photo); `photo` is its row in the test split and person ids let the study
     # pair and pool errors over runs
     predictions = pd.concat([pd.DataFrame({"seed": seed, "photo": np.arange(len(true)), "age": true,
                                            **{c: preds[c, seed, "korean"].round(2) for c in conditions},
                                            "person_id": korean["person_id"].to_numpy()}) for seed in seeds],
                             ignore_index=True)
-    return Tables(cs_curve=pd.DataFrame({"n": range(16), **curves}), predictions=predictions,
+    return Tables(cs_curve=pd.DataFrame({"n": range(metrics.CS_MAX_YEARS + 1), **curves}), predictions=predictions,
                   mae_by_band=band_frame(results))
 
 
@@ -120,7 +122,7 @@ def band_frame(results: dict[str, dict]) -> pd.DataFrame:
     """
     return pd.DataFrame({"band": list(BAND_NAMES), "band_start": list(AGE_BANDS[:len(BAND_NAMES)]),
                          **{name: [results[name]["korean"]["mae_band"][b] for b in BAND_NAMES]
-                            for name in artifacts.CONDITIONS}})
+                            for name in CONDITIONS}})
 
 
 def headline(result: dict, vs_finetune: dict | None) -> dict:

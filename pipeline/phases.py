@@ -1,14 +1,11 @@
-"""Age training in phases under the shared budget: which splits each phase reads, its loaders, run_age_phases()."""
+"""Age training in phases under the shared budget: each phase's loaders and run_age_phases()."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -16,23 +13,12 @@ from pipeline import checkpoint, runtime, train
 from pipeline.config import BudgetConfig, TrainConfig
 from pipeline.data import loaders as L
 from pipeline.data.cache import open_images
+from pipeline.layout import CACHE, PHASE_SPLITS, sequence_files, split_path
 
 log = logging.getLogger(__name__)
 
-CACHE = Path("data/cache")
-SPLITS = Path("data/splits")
-SEQUENCES = Path("data/sequences")
 Phase = Literal["general", "korean"]
 MIX_SEED_OFFSET = 7919  # the mixed-in general photos are shuffled by their own stream, not the Korean one's
-# phase -> (labelled training split, validation split); Korean labels obey the label budget
-PHASE_SPLITS: dict[str, tuple[str, str]] = {
-    "general": ("general_train", "general_val"),
-    "korean": ("korean_train_labelled", "korean_val"),
-}
-
-
-def split_path(name: str) -> Path:
-    return SPLITS / f"{name}.csv"
 
 
 def age_loaders(images: np.ndarray, phase: Phase, cfg: TrainConfig, device: torch.device,
@@ -56,31 +42,6 @@ def val_loader(images: np.ndarray, split: str, cfg: TrainConfig, device: torch.d
     """Unshuffled batches of one split's photos, as every validation pass reads them."""
     return L.make_loader(L.photo_dataset(images, L.read_split(split_path(split))), cfg.batch_size, False, cfg.seed,
                          device, cfg.num_workers)
-
-
-def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size: int, seed: int,
-                 device: torch.device, train_mode: bool, num_workers: int = 0) -> L.EpochLoader:
-    path = SEQUENCES / f"{split}.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; run `dvc repro build_sequences`")
-    tuples = pd.read_csv(path, dtype={"person_id": str})
-    if tuples.empty:
-        raise ValueError(f"{path} holds no tuples: persons need >= tuple_len photos with min_gap_years between "
-                         "them; lower build_sequences.min_gap_years or tuple_len")
-    sampling = SEQUENCES / "sampling.json"
-    if split == "train" and sampling.exists() and (draw := json.loads(sampling.read_text()))["resample_each_epoch"]:
-        # fresh tuples each epoch from every valid tuple of the training persons (build_sequences wrote them)
-        photos = L.read_split(SEQUENCES / "train_photos.csv")
-        dataset = L.resampled_tuple_dataset(images, photos, draw["tuple_len"], draw["min_gap_years"],
-                                            draw["tuples_per_person"], [draw["seed"], seed])
-    else:
-        dataset = L.tuple_dataset(images, tuples, seed)
-    return L.make_loader(dataset, batch_size, train_mode, seed, device, num_workers)
-
-
-def sequence_files() -> list[Path]:
-    """Everything build_sequences wrote (sorted: glob order is the file system's): a checkpoint's data key."""
-    return sorted(p for p in SEQUENCES.glob("*") if p.is_file())
 
 
 def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, settings: Any,
@@ -108,7 +69,7 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
         general_mix = budget.korean.general_mix if phase == "korean" else 0.0
         loaders = age_loaders(images, phase, cfg, device, general_mix)
         if tuple_batch_of:
-            tuples = tuple_loader(images, "train", tuple_batch_of, cfg.seed, device, True, cfg.num_workers)
+            tuples = L.tuple_loader(images, "train", tuple_batch_of, cfg.seed, device, True, cfg.num_workers)
             loaders = L.Loaders(L.paired_loader(loaders.train, tuples), L.paired_loader(loaders.val, None))
         log.info("%s/%s: %d training batches/epoch, %d val batches", stage, phase, len(loaders.train),
                  len(loaders.val))

@@ -9,15 +9,21 @@ then the recorded face settings). One output row per face found; every other out
   face       a detected face, aligned like the training photos (box, detector score)
   crop       the photo taken as a face crop (--no-detect, or a model trained with data.face: none)
   no_face    the detector found none: predicted on the centre crop, flagged fallback=center_crop
-  not_found, unreadable, truncated, too_small   the file could not be used (error says why); no age
+  not_found, unreadable, truncated, too_small, too_large, blank   the file could not be used (error says why)
 
-Exit status: 0 all photos predicted, 1 some could not be used, 2 nothing to do (bad model or no photos).
+Files in a folder that are not photos (by suffix) are skipped and counted in the log. --out is checked before any
+work: a folder, an unwritable place, or an existing file that is not a table predict wrote (unless --overwrite) is
+refused.
+
+Exit status: 0 all photos predicted; 1 some could not be used (see the error column); 2 nothing was predicted and
+nothing written: the model file is missing, truncated or not a model file, there are no photos, or --out is
+refused; 3 the disk is full; 130 interrupted (Ctrl-C). An unexpected error prints its traceback (exit 1).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +32,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline import artifacts, evaluate, runtime
+from pipeline import artifacts, metrics, runtime
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
 from pipeline.faces import FaceSettings, PhotoError, PreparedFace, prepare_faces
 
@@ -36,17 +42,53 @@ COLUMNS = ["path", "face_index", "n_faces", "box_x0", "box_y0", "box_x1", "box_y
 BLANK = {"fallback": "", "warning": "", "error": ""}  # text columns are empty, not NaN, where nothing applies
 
 
-def find_images(targets: list[Path]) -> list[Path]:
-    """Image files under the folders, plus each file given (kept even when missing: it gets a not_found row)."""
-    found = []
+class OutputPathError(ValueError):
+    """--out cannot be written (a folder, an unwritable place, a file predict did not write); nothing was done."""
+
+
+def check_out(path: Path, overwrite: bool = False) -> None:
+    """Refuse an --out predict cannot or should not write, before any photo is read.
+
+    An existing file is replaced only when it is a table predict wrote (its header is COLUMNS: a rerun replaces
+    its own output) or with `overwrite`: a typo such as `--out params.yaml` must not destroy a file.
+    """
+    if path.is_dir():
+        raise OutputPathError(f"--out {path} is a folder; give a file name, e.g. --out {path / 'predictions.csv'}")
+    if path.exists() and not overwrite and not _written_by_predict(path):
+        raise OutputPathError(f"--out {path} exists and is not a table predict wrote; choose another --out, or add "
+                              "--overwrite to replace it")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folders predict would create
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"--out {path}: cannot write into {folder}; choose another --out")
+
+
+def _written_by_predict(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.readline().rstrip(b"\r\n") == ",".join(COLUMNS).encode()
+    except OSError:
+        return False
+
+
+def find_images(targets: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Image files under the folders, plus each file given (kept even when missing: it gets a not_found row); and
+    the other files found in the folders (not photos by their suffix: skipped, counted)."""
+    found, skipped = [], []
     for target in targets:
         if target.is_dir():
-            found += sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            for path in sorted(p for p in target.rglob("*") if not p.is_dir()):
+                (found if path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
         else:
             found.append(target)
+    if skipped:
+        log.warning("skipped %d file(s) that are not photos (suffix not one of %s), e.g. %s", len(skipped),
+                    ", ".join(sorted(IMAGE_SUFFIXES)), ", ".join(p.name for p in skipped[:3]))
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {[str(t) for t in targets]}")
-    return found
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {[str(t) for t in targets]}"
+                                f"{f' ({len(skipped)} other file(s) skipped)' if skipped else ''}")
+    return found, skipped
 
 
 def load_model(spec: str) -> tuple[torch.nn.Module, dict, Path]:
@@ -65,8 +107,8 @@ def load_model(spec: str) -> tuple[torch.nn.Module, dict, Path]:
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} not found; --model takes a condition "
                                     f"({', '.join(artifacts.CONDITIONS)}) inside the project, or a model.pt path")
-    payload = artifacts.read_model_file(path)
-    if "preprocess" not in payload:
+    payload = artifacts.read_model_file(path)  # ModelFileError for a truncated, corrupt or foreign file
+    if artifacts.face_settings_of(payload) is None:
         raise ValueError(f"{path} does not record how its inputs were made (saved before model files did); "
                          "retrain it with `dvc repro`")
     return artifacts.age_model_from(payload, path), payload, path
@@ -87,7 +129,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
             device: torch.device | None = None) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     if no_detect:
         settings = replace(settings, face="none")  # the inputs already are crops: centre square, resized
     low, high = payload.get("age_range", (-np.inf, np.inf))
@@ -111,7 +153,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                 face_rows.append(rows[-1])
                 pixels.append(face.pixels)
         if pixels:
-            ages = evaluate.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
+            ages = metrics.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
             for row, age in zip(face_rows, ages):
                 row["predicted_age"] = round(float(age), 2)
                 if not low <= age <= high:
@@ -125,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, metavar="CONDITION|MODEL.pt",
                         help=f"a condition inside the project ({', '.join(artifacts.CONDITIONS)}) or a model file")
-    parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"),
+                        help="the CSV to write; an existing file predict did not write needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out whatever it holds")
     parser.add_argument("--no-detect", action="store_true", help="the photos already are face crops: no detector")
     parser.add_argument("--batch-size", type=int, default=32, help="photos per detector and model batch")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -138,20 +182,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA device here; use --device cpu or auto")
     device = runtime.pick_device() if args.device == "auto" else torch.device(args.device)
     try:
+        check_out(args.out, args.overwrite)
         model, payload, path = load_model(args.model)
-        paths = find_images(args.targets)
-    except (FileNotFoundError, ValueError) as err:
+        paths, skipped = find_images(args.targets)
+    except (FileNotFoundError, ValueError) as err:  # OutputPathError, ModelFileError: named, nothing done
         log.error("%s", err)
-        return 2
-    settings = FaceSettings.from_dict(payload["preprocess"])
+        return runtime.EXIT_INPUT
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
     log.info("model %s: %s, face %s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device)
     runtime.write_csv(args.out, table)
     print(table.to_string(index=False))
-    log.info("wrote %s (%d rows for %d photos)", args.out, len(table), len(paths))
+    log.info("wrote %s (%d rows for %d photos; %d file(s) that are not photos skipped)", args.out, len(table),
+             len(paths), len(skipped))
     return 1 if table["error"].astype(bool).any() else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runtime.entry_point(main, "predict")

@@ -1,4 +1,4 @@
-"""Figures (PNG + CSV for `dvc plots`) and metrics/report.md, generated from measured numbers only."""
+"""Figures (PNG) and metrics/report.md from the evaluate stage's numbers (its CSVs come from pipeline.comparison)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,11 @@
-"""Process set-up shared by every stage: logging, seeds, device choice, atomic file writes (JSON, CSV, torch)."""
+"""Process set-up shared by every stage and predict: the entry point that turns expected failures into one line,
+logging, seeds, device choice, torchrun ranks, atomic file writes (JSON, CSV, torch).
+
+The whole torchrun set-up lives here (joining the process group, rank and world size, rank-0 writes); the
+training loop's DDP wrapper and cross-rank reductions are in pipeline.train."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -8,16 +13,68 @@ import os
 import random
 import sys
 import tempfile
+import traceback
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import numpy as np
 import pandas as pd
 import torch
 
 log = logging.getLogger(__name__)
+PROJECT = Path(__file__).resolve().parents[1]  # the checkout: pipeline/ and stages/ live here
+# exit statuses of entry_point (predict adds 1: some photos could not be used); a bug keeps Python's 1
+EXIT_INPUT, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 130  # 130 = 128 + SIGINT, as a shell reports Ctrl-C
+DEBUG_ENV = "AGE_VCOP_DEBUG"  # set to 1: expected failures print their traceback too
+
+
+def _raised_on_purpose(err: BaseException) -> bool:
+    """A ValueError / FileNotFoundError / RuntimeError raised by project code itself (its innermost frame is in
+    pipeline/ or stages/): a named problem (ConfigError, ManifestError, a missing upstream output, ...) whose
+    message names the key or file and the fix. The same class raised inside a library is a bug: traceback."""
+    if not isinstance(err, (ValueError, FileNotFoundError, RuntimeError)) or err.__traceback__ is None:
+        return False
+    innermost = traceback.extract_tb(err.__traceback__)[-1].filename
+    try:
+        return Path(innermost).resolve().relative_to(PROJECT).parts[0] in ("pipeline", "stages")
+    except ValueError:  # outside the checkout
+        return False
+
+
+def explain(err: BaseException) -> tuple[str, int] | None:
+    """(one line saying what happened and what to do, exit status) for an expected failure; None for a bug."""
+    if isinstance(err, KeyboardInterrupt):
+        return ("interrupted (Ctrl-C); no file was left half-written (writes are atomic): run the same command "
+                "again (a training stage resumes from its last checkpoint)", EXIT_INTERRUPTED)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {err.filename}" if err.filename else ""
+        return (f"disk full{where} ({err.strerror}); nothing was half-written (writes are atomic, the previous file "
+                "is intact): free space on that disk and run the same command again", EXIT_DISK_FULL)
+    if _raised_on_purpose(err):
+        return f"{type(err).__name__}: {err}", EXIT_INPUT
+    return None
+
+
+def entry_point(main: Callable[[], int | None], name: str) -> NoReturn:
+    """Run a stage's or predict's main() and exit with its status. An expected failure (explain()) prints one line
+    on stderr, with its traceback in a log file (or on stderr when AGE_VCOP_DEBUG=1); a bug raises as usual."""
+    try:
+        status = main()
+    except (Exception, KeyboardInterrupt) as err:
+        explained = explain(err)
+        if explained is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        line, status = explained
+        log_file = Path(tempfile.gettempdir()) / f"age-vcop-{name}.log"
+        try:
+            log_file.write_text("".join(traceback.format_exception(err)))
+            where = f"traceback in {log_file}; {DEBUG_ENV}=1 prints it"
+        except OSError:  # the disk may be the very thing that is full
+            where = f"{DEBUG_ENV}=1 prints the traceback"
+        print(f"{name}: {line} ({where})", file=sys.stderr)
+    sys.exit(status or 0)
 
 
 def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.device:
@@ -133,6 +190,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets the mode open() would give it
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) and not err.filename:  # write() does not say which file
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

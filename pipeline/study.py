@@ -30,7 +30,7 @@ import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
-from pipeline.evaluate import compare_blocks
+from pipeline.metrics import compare_blocks
 
 log = logging.getLogger("pipeline.study")
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -64,14 +64,8 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
     exps, base = aggregate.experiments(rev)
     params = {**base, **overrides}
     frames, data_json, seen, old_format = [], None, set(), 0
-    for exp in exps:
-        exp_rev, seed = exp.get("rev"), aggregate.value_of(exp, "seed")
-        fraction = aggregate.value_of(exp, FRACTION_KEY)
-        if not exp_rev or exp_rev == "workspace" or fraction is None or seed is None or not aggregate.finished(exp):
-            continue
-        others = {k: v for k, v in exp.items() if k.split(":", 1)[-1] not in (FRACTION_KEY, "seed")}
-        if not aggregate.matches_workspace(others, params, "seed"):
-            continue
+    for exp, (fraction, seed) in aggregate.runs(exps, params, (FRACTION_KEY, "seed")):
+        exp_rev = exp["rev"]
         run_key = (float(fraction), int(seed))
         if run_key in seen:  # the same run listed twice counts once
             continue
@@ -108,7 +102,7 @@ def general_maes(rev: str) -> dict[str, float]:
 
 
 def error_blocks(runs: pd.DataFrame, diff: pd.Series) -> list[tuple[np.ndarray, np.ndarray]]:
-    """evaluate.seed_person_bootstrap's blocks: one per split seed, `diff` as (training seed, photo) rows.
+    """metrics.seed_person_bootstrap's blocks: one per split seed, `diff` as (training seed, photo) rows.
 
     `runs` holds split_seed, train_seed, photo and person_id; `diff` one value per row of it (e.g. |err_a| -
     |err_b|). Every training seed of a split must hold the same photos (evaluate writes them so)."""

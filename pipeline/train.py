@@ -1,4 +1,5 @@
-"""fit(): the one training loop, and one step function per task (age, VCOP, multitrain)."""
+"""fit(): the one training loop, one step function per task (age, VCOP, multitrain), and its torchrun side
+(the DDP wrapper and cross-rank reductions; runtime.setup() joins the process group)."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import checkpoint, distributed, runtime
+from pipeline import checkpoint, runtime
 from pipeline.averaging import WeightAverage
 from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
@@ -22,8 +23,8 @@ from pipeline.data.sequences import permutations
 from pipeline.models.tasks import AGE_SCALE, to_normalised
 
 log = logging.getLogger(__name__)
-Batch = distributed.Batch
-Step = distributed.Step
+Batch = Any
+Step = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]  # batch in, (loss, stats) out
 
 
 class NonFiniteLossError(RuntimeError):
@@ -86,6 +87,57 @@ class FitResult:
     history: list[dict]
 
 
+# ------------------------------------------------------------------------------------------------- torchrun
+class _StepModule(nn.Module):
+    """Runs the step inside forward(), so DistributedDataParallel sees (and syncs) every parameter it uses,
+    also those reached through submodules (multitrain's model.age, model.vcop)."""
+
+    def __init__(self, model: nn.Module, step: Step):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.step(self.model, batch)
+
+
+def _call_module(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return module(batch)
+
+
+def ddp_wrap(model: nn.Module, step: Step, device: torch.device) -> tuple[nn.Module, Step]:
+    """(module, step) for the training pass: DDP-wrapped under torchrun, the model itself otherwise."""
+    if runtime.world()[1] == 1:
+        return model, step
+    from torch.nn.parallel import DistributedDataParallel
+
+    # a step need not reach every trainable parameter (a module a coupling or protocol bypasses); without this
+    # DDP would wait forever for their gradients
+    ddp = DistributedDataParallel(_StepModule(model, step), device_ids=[device] if device.type == "cuda" else None,
+                                  find_unused_parameters=True)
+    return ddp, _call_module
+
+
+def all_finite(loss: torch.Tensor) -> bool:
+    """Under torchrun every rank must agree, or a rank that stops leaves the others waiting in backward."""
+    ok = torch.isfinite(loss.detach()).float()
+    if runtime.world()[1] > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item())
+
+
+def sum_over_ranks(totals: dict[str, torch.Tensor], count: int) -> int:
+    """Epoch stats over every rank's share (in place); returns the global sample count."""
+    if runtime.world()[1] == 1:
+        return count
+    keys = sorted(totals)  # every rank ran the same step function, so the keys agree
+    device = next(iter(totals.values())).device if totals else torch.device("cpu")
+    packed = torch.stack([*(totals[k].float() for k in keys), torch.tensor(float(count), device=device)])
+    torch.distributed.all_reduce(packed)
+    totals.update(zip(keys, packed[:-1]))
+    return int(packed[-1].item())
+
+
+# ---------------------------------------------------------------------------------------------------- loop
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -115,7 +167,7 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
             size = _batch_size(batch)
             with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
                 loss, stats = step(model, batch)
-            if not distributed.all_finite(loss):  # one host sync per step: a NaN must never reach the weights
+            if not all_finite(loss):  # one host sync per step: a NaN must never reach the weights
                 raise NonFiniteLossError(f"non-finite loss {loss.item()} ({desc}); the last good checkpoint is "
                                          "kept. Lower the lr (or set amp: false) and run again.")
             if training:
@@ -133,7 +185,7 @@ def run_epoch(model: nn.Module, batches: Iterable, step: Step, device: torch.dev
                 totals[key] = totals.get(key, 0) + value.detach().float() * size
             count += size
             ready = time.perf_counter()
-    count = distributed.sum_over_ranks(totals, count)
+    count = sum_over_ranks(totals, count)
     if training:
         elapsed = time.perf_counter() - started
         log.info("%s: %.1f s, %.0f samples/s (photos or tuples), %.0f%% waiting for data", desc, elapsed,
@@ -212,15 +264,18 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     of the trained ones (pipeline.averaging). ckpt_dir/last.pt holds everything needed to resume (the best weights
     and the average too); it is written after the last
     epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
-    resumes from it (a finished one returns at once); any other fingerprint starts afresh.
+    resumes from it (a finished one returns at once); any other fingerprint (params, data, starting weights, process
+    count or project code: checkpoint.code_digest) starts afresh.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
     returned when no epoch beats them; the result then holds `start_val_*` too.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
-    # a run with another process count takes other per-rank batches (and BatchNorm statistics): never resume it
+    # a run with another process count takes other per-rank batches (and BatchNorm statistics), and edited code
+    # another loss or model: never resume either
     key = checkpoint.fingerprint(cfg, select, tag, checkpoint.state_digest(model), runtime.world()[1],
-                                 *fingerprint_parts, *(("select_start",) if select_start else ()))
+                                 checkpoint.code_digest(), *fingerprint_parts,
+                                 *(("select_start",) if select_start else ()))
     last = ckpt_dir / "last.pt"
     state, best_weights, saved_average = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
     # with ema_decay > 0 validation scores, and selection keeps, the weight average instead of the last step's
@@ -229,7 +284,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     if average is not None and saved_average is not None:
         average.load(saved_average)
     scored = average.module if average is not None else model
-    net, train_step = distributed.wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
+    net, train_step = ddp_wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
     if select_start and state.epoch == 0:

@@ -17,8 +17,7 @@ def main() -> None:
         tuples, counts = sequences.build_tuples(loaders.read_split(source), cfg.tuple_len, cfg.min_gap_years,
                                                 cfg.tuples_per_person, cfg.seed)
         if tuples.empty:
-            raise ValueError(f"no {split} tuples from {source}: no person has {cfg.tuple_len} photos "
-                             f"{cfg.min_gap_years} years apart; lower build_sequences.min_gap_years or tuple_len")
+            raise sequences.no_tuples(f"for {split} from {source}", cfg.tuple_len, cfg.min_gap_years)
         runtime.write_csv(OUT / f"{split}.csv", tuples)
         summary.update({f"{split}_{k}": v for k, v in counts.items()})
         if split == "train" and cfg.resample_each_epoch:  # the loader draws each epoch's tuples from these photos
@@ -31,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "build_sequences")

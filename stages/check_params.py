@@ -1,16 +1,17 @@
-"""Stage check_params: validate all of params.yaml before any other stage runs, and fingerprint real data roots.
+"""Stage check_params: validate all of params.yaml, and what params and the manifests alone decide, before any other
+stage runs; fingerprint real data roots.
 
 DVC deletes a stage's outputs before it runs the stage's command, so a params mistake found inside (say)
 multitrain would already have cost the user its model and metrics. This stage runs first on every `dvc repro`
-(always_changed) and fails there instead; its output, data/inputs.json, changes only when a data root's files
-do, so a passing check reruns nothing else.
+(always_changed) and fails there instead: params types and ranges, manifest rows (duplicates, missing files, bad
+ages) and a leave-one-out test person missing from the Korean data. Its output, data/inputs.json, changes only
+when a data root's files do, so a passing check reruns nothing else.
 """
 from pathlib import Path
 
 import pipeline.models  # noqa: F401  (registers encoder names and the encoder_weights check: files must exist)
-import pipeline.data.sources  # noqa: F401  (registers source names: `data.korean: CSV` must fail here, not later)
 from pipeline import config, runtime
-from pipeline.data import roots
+from pipeline.data import roots, sources, splits  # sources registers source names: `data.korean: CSV` fails here
 
 INPUTS = Path("data/inputs.json")
 
@@ -18,9 +19,13 @@ INPUTS = Path("data/inputs.json")
 def main() -> None:
     config.check_all()  # raises ConfigError naming the key and the fix
     data = config.load_section(config.DataConfig, "data")
+    split = config.load_section(config.SplitConfig, "split_korean")
     runtime.setup(seed=0, stage="check_params")
+    korean_persons = sources.check_manifest(data)  # raises ManifestError naming the file, the rows and the fix
+    if split.korean_test_person:
+        splits.require_person(korean_persons, split.korean_test_person)
     runtime.write_json(INPUTS, roots.describe_inputs(data))
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "check_params")

@@ -2,7 +2,7 @@
 
 One run per training seed K, from pretrain_vcop's run K (dvc.yaml's foreach passes --train-seed K)."""
 
-from pipeline import artifacts, config, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, train
 from pipeline.models import AgeRegressor
 
 # deps: models/pretrain_vcop/seed<K>/model.pt
@@ -16,13 +16,13 @@ def main() -> None:
     cfg = config.load_training(config.DownstreamConfig, "downstream")  # cfg.seed: the training seed
     budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="downstream")
-    encoder_name, encoder = artifacts.load_vcop_encoder(artifacts.model_path("pretrain_vcop", cfg.seed), cfg.encoder,
+    encoder_name, encoder = artifacts.load_vcop_encoder(layout.model_path("pretrain_vcop", cfg.seed), cfg.encoder,
                                                         needed_by="downstream")
     model = AgeRegressor(encoder)
     if cfg.protocol == "linear_probe":  # how much age do the order features carry linearly? Only the head trains
         model.freeze_encoder()
     step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
-    metrics, history = phases.run_age_phases(model, artifacts.run_name("downstream", cfg.seed), PHASES[cfg.protocol],
+    metrics, history = phases.run_age_phases(model, layout.run_name("downstream", cfg.seed), PHASES[cfg.protocol],
                                              budget, cfg, device, step, cfg.lr_scale,
                                              from_trained=True)  # the VCOP encoder is trained
     artifacts.save_outputs("downstream", cfg.seed, model, "age", encoder_name, metrics, history,
@@ -30,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "downstream")

@@ -2,9 +2,10 @@
 seed means, paired CIs over (seed, person); report."""
 from pathlib import Path
 
-from pipeline import comparison, config, phases, report, runtime
+from pipeline import comparison, config, report, runtime
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import read_split
+from pipeline.layout import CACHE
 
 TESTS = {"korean": Path("data/splits/korean_test.csv"), "general": Path("data/splits/general_test.csv")}
 DATA_SUMMARY, HISTORIES = Path("metrics/data.json"), Path("metrics/history")
@@ -15,7 +16,7 @@ def main() -> None:
     cfg = config.load_section(config.EvalConfig, "evaluate")  # cfg.seed: the split seed (the bootstrap's draws)
     seeds = config.train_seeds()
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="evaluate")
-    images = open_images(phases.CACHE)
+    images = open_images(CACHE)
     tests = {name: read_split(path) for name, path in TESTS.items()}
     preds = comparison.predict_conditions(images, tests, device, cfg.batch_size, seeds)
     results = comparison.condition_metrics(preds, tests, seeds)
@@ -31,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "evaluate")

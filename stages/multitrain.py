@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import artifacts, config, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, train
 from pipeline.data.sequences import tuple_rows
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 
@@ -23,12 +23,12 @@ def main() -> None:
     age = AgeRegressor(build_encoder(cfg.age_encoder, cfg.age_encoder_weights))
     model = MultiTrainModel(age, vcop, cfg.coupling, cfg.rank_margin_years)
     step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
-    metrics, history = phases.run_age_phases(model, artifacts.run_name("multitrain", cfg.seed), ["general", "korean"],
-                                             budget, cfg, device, step, tuple_batch_of=cfg.tuple_batch_size,
-                                             age_model=model.age)
+    metrics, history = phases.run_age_phases(model, layout.run_name("multitrain", cfg.seed), ["general", "korean"],
+                                             budget, cfg, device, step, cfg.lr_scale,
+                                             tuple_batch_of=cfg.tuple_batch_size, age_model=model.age)
     artifacts.save_outputs("multitrain", cfg.seed, model.age, "age", cfg.age_encoder, metrics, history,
                            trained_on=["general", "korean"], coupling=cfg.coupling)
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "multitrain")

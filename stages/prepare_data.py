@@ -15,13 +15,13 @@ def main() -> None:
     cfg = config.load_section(config.DataConfig, "data")
     data_seed = cfg.synthetic.seed if cfg.uses_synthetic else 0
     runtime.setup(seed=data_seed, config=cfg, stage="prepare_data")
-    table, info = sources.build_manifest(cfg)
+    table, info, refused = sources.build_manifest(cfg)
     runtime.write_csv(MANIFEST, table)
     meta = cache_build.build_cache(table, Path("."), CACHE, cache_build.face_settings(cfg),
-                                   crops=sources.rendered_crops(cfg, table).to_numpy())
+                                   crops=sources.rendered_crops(cfg, table).to_numpy(), refused=refused)
     summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 
 
 if __name__ == "__main__":
-    main()
+    runtime.entry_point(main, "prepare_data")

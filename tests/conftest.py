@@ -13,7 +13,7 @@ from pipeline.config import SyntheticConfig
 def syn_cfg() -> SyntheticConfig:
     return SyntheticConfig(n_general_persons=12, general_photos=[1, 2], n_korean_persons=10, korean_photos=[4, 6],
                            korean_years=[6.0, 30.0], age_noise_years=1.5, person_offset_years=2.5,
-                           general_test_frac=0.25, workers=1)
+                           official_test_frac=0.25, workers=1)
 
 
 @pytest.fixture

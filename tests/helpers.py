@@ -59,6 +59,13 @@ def commit_all(work: Path, message: str = "tiny") -> None:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], work)
 
 
+def ramp(height: int, width: int, value: int, channels: int = 3) -> np.ndarray:
+    """A (height, width, channels) uint8 image of mean ~`value` with a left-to-right ramp of +-10: a photo of one
+    colour is dropped as blank, so fixtures that only need "some photo of this brightness" use this."""
+    row = np.clip(value + np.linspace(-10, 10, width), 0, 255)
+    return np.repeat(np.broadcast_to(row[None, :, None], (height, width, 1)), channels, 2).round().astype(np.uint8)
+
+
 def write_photos(folder: Path, persons: dict[str, list[float]], domain: str = "korean", size: int = 16) -> pd.DataFrame:
     """Tiny real JPEG files and their manifest rows; pixel brightness grows with age (learnable)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,15 +73,15 @@ def write_photos(folder: Path, persons: dict[str, list[float]], domain: str = "k
     for person, ages in persons.items():
         for k, age in enumerate(ages):
             path = folder / f"{person}_{k}.jpg"
-            value = int(min(255, 40 + 2.5 * age))
-            Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+            value = int(min(245, 40 + 2.5 * age))
+            Image.fromarray(ramp(size, size, value)).save(path)
             rows.append({"path": str(path), "person_id": person, "age": age, "domain": domain})
     return pd.DataFrame(rows)
 
 
 def photo(path: Path, value: int = 120) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(path)
+    Image.fromarray(ramp(20, 20, value)).save(path)
 
 
 def megaage(root: Path, n_train: int = 6, n_test: int = 3) -> Path:

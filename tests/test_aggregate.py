@@ -14,6 +14,20 @@ def test_only_runs_that_differ_in_the_varied_param_are_collected():
     assert aggregate.value_of(same, "seed") == 3
 
 
+def test_one_experiment_filter_for_seeds_and_study_grids():
+    params = {"seed": 0, "split_korean.label_frac": 1.0, "multitrain.coupling": "rank"}
+    row = {"rev": "abc", "State": "Success", "params.yaml:multitrain.coupling": "rank"}
+    exps = [{**row, "params.yaml:seed": 1, "params.yaml:split_korean.label_frac": 0.5},
+            {**row, "rev": "def", "params.yaml:seed": 2, "params.yaml:split_korean.label_frac": 0.1,
+             "params.yaml:multitrain.coupling": "none"},                    # another setting
+            {**row, "rev": "ghi", "State": "Failed", "params.yaml:seed": 3},  # failed
+            {**row, "rev": "workspace", "params.yaml:seed": 0},              # the workspace itself
+            {**row, "rev": "jkl", "params.yaml:split_korean.label_frac": 0.5}]  # sets no seed
+    assert [(e["rev"], v) for e, v in aggregate.runs(exps, params, ("split_korean.label_frac", "seed"))] == [
+        ("abc", [0.5, 1])]
+    assert [(e["rev"], v) for e, v in aggregate.runs(exps, params, ("seed",))] == []  # label_frac differs too
+
+
 def test_summary_mean_std_and_pooled_mae():
     rows = pd.DataFrame([
         {"run": "a", "condition": "baseline", "korean_mae": 2.0, "korean_cs5": 0.5, "korean_bias": 0.0,

@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline import config
 from pipeline.data import cache, cache_build, sources
 from pipeline.faces import FaceSettings, PhotoError, prepare
-from tests.helpers import face_photos, write_photos
+from tests.helpers import face_photos, ramp, write_photos
 
 pytest.importorskip("skimage.data")
 CROPS = FaceSettings(face="none", image_size=16)
@@ -19,12 +19,13 @@ CROPS = FaceSettings(face="none", image_size=16)
 def odd_images(folder):
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.png" for name in ("grey", "alpha", "sixteen", "tiny", "huge", "wide")}
-    Image.fromarray(np.full((20, 20), 100, np.uint8), "L").save(paths["grey"])
-    Image.fromarray(np.zeros((20, 20, 4), np.uint8), "RGBA").save(paths["alpha"])
-    Image.fromarray(np.full((20, 20), 65535, np.uint16)).save(paths["sixteen"])
+    Image.fromarray(ramp(20, 20, 100)[..., 0], "L").save(paths["grey"])
+    alpha = np.concatenate([ramp(20, 20, 90), np.full((20, 20, 1), 128, np.uint8)], axis=2)  # half transparent
+    Image.fromarray(alpha, "RGBA").save(paths["alpha"])
+    Image.fromarray(np.linspace(60000, 65535, 400).reshape(20, 20).astype(np.uint16)).save(paths["sixteen"])
     Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(paths["tiny"])
-    Image.fromarray(np.full((3000, 3000, 3), 50, np.uint8)).save(paths["huge"])
-    Image.fromarray(np.full((10, 40, 3), 70, np.uint8)).save(paths["wide"])
+    Image.fromarray(ramp(3000, 3000, 50)).save(paths["huge"])
+    Image.fromarray(ramp(10, 40, 70)).save(paths["wide"])
     return paths
 
 
@@ -39,7 +40,8 @@ def test_any_usable_photo_decodes_to_a_square_rgb_and_a_tiny_one_is_named(tmp_pa
         pixels = prepare(path, settings).pixels
         assert pixels.shape == (24, 24, 3) and pixels.dtype == np.uint8, name
     assert prepare(tmp_path / "sixteen.png", settings).pixels.max() == 255  # scaled, not clipped everywhere
-    assert prepare(tmp_path / "alpha.png", settings).pixels.mean() == pytest.approx(128, abs=1)  # transparent: grey
+    # half transparent over neutral grey: (90 + 128) / 2
+    assert prepare(tmp_path / "alpha.png", settings).pixels.mean() == pytest.approx(109, abs=1)
 
 
 def test_unusable_photos_are_dropped_with_their_reason(tmp_path):
@@ -56,8 +58,9 @@ def test_unusable_photos_are_dropped_with_their_reason(tmp_path):
     assert list(dropped.columns) == ["path", "reason", "error"]
     reasons = dict(zip(dropped["path"].str.rsplit("/", n=1).str[-1], dropped["reason"]))
     assert reasons == {"a_1.jpg": "unreadable", "a_2.jpg": "truncated", "zero.jpg": "unreadable"}
-    assert meta["dropped_by_reason"] == {"no_face": 0, "not_found": 0, "unreadable": 2, "truncated": 1,
-                                         "too_small": 0}
+    assert meta["dropped_by_reason"] == {"bad_name": 0, "outside_root": 0, "link_loop": 0, "no_face": 0,
+                                         "not_found": 0, "unreadable": 2, "truncated": 1, "too_small": 0,
+                                         "too_large": 0, "blank": 0}
     index = pd.read_csv(tmp_path / "cache" / "index.csv")
     assert len(index) == len(cache.open_images(tmp_path / "cache")) == meta["n_images"]
     assert "n_faces" not in index.columns  # no detector ran: the index is the manifest, unchanged

@@ -96,14 +96,14 @@ def test_a_one_seed_report_says_its_ci_leaves_training_noise_out():
 def test_pretext_scores_every_seeds_vcop_model_on_the_same_val_tuples(in_tmp):
     import torch
 
-    from pipeline import artifacts, phases
+    from pipeline import artifacts, layout
     from pipeline.data import sequences
     from pipeline.models import VCOPModel, build_encoder
 
     val = pd.DataFrame({"person_id": [f"v{i // 4}" for i in range(16)], "age": [10.0, 20.0, 30.0, 40.0] * 4,
                         "cache_row": range(16)})
-    phases.SEQUENCES.mkdir(parents=True)
-    sequences.build_tuples(val, 3, 2.0, 4, seed=0)[0].to_csv(phases.SEQUENCES / "val.csv", index=False)
+    layout.SEQUENCES.mkdir(parents=True)
+    sequences.build_tuples(val, 3, 2.0, 4, seed=0)[0].to_csv(layout.tuples_path("val"), index=False)
     images = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
     for seed in (0, 1):
         torch.manual_seed(seed)

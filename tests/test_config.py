@@ -10,12 +10,7 @@ from pipeline import config
 from pipeline.config import ConfigError, load_section
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {
-    "data": config.DataConfig, "split_korean": config.SplitConfig, "build_sequences": config.SequenceConfig,
-    "budget": config.BudgetConfig, "pretrain_vcop": config.VCOPConfig, "train_baseline": config.TrainBaselineConfig,
-    "finetune_korean": config.FinetuneKoreanConfig, "downstream": config.DownstreamConfig,
-    "multitrain": config.MultiTrainConfig, "evaluate": config.EvalConfig,
-}
+SECTIONS = config.SECTION_TYPES
 
 
 def write(tmp_path: Path, params: dict) -> Path:
@@ -173,16 +168,16 @@ def test_general_test_frac_has_its_own_key(tmp_path):
     assert cfg.general_test_frac == 0.1 and cfg.korean_test_frac == 0.25
 
 
-# ------------------------------------------------------------------------------------ issue 18's recipe keys
-def test_recipe_keys_hold_the_defaults_the_readme_documents():
+# ------------------------------------------------------------------------------------------ recipe keys
+def test_recipe_keys_hold_the_defaults_docs_recipe_documents():
     budget = load_section(config.BudgetConfig, "budget", ROOT / "params.yaml")
-    readme = (ROOT / "README.md").read_text()
-    assert f"**`budget.korean.general_mix`** (default **`{budget.korean.general_mix:g}`**" in readme
-    assert budget.select_start is True and "**`budget.select_start`** (default `true`)" in readme
+    recipe = (ROOT / "docs" / "recipe.md").read_text()
+    assert f"(`budget.korean.general_mix`, default {budget.korean.general_mix:g})" in recipe
+    assert budget.select_start is True and "(`budget.select_start`, default `true`)" in recipe
     assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
     baseline = load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml")
     assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0", "imagenet")
-    assert "the default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in readme
+    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in recipe
     assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
 
 
@@ -254,3 +249,80 @@ def test_bad_train_seeds_name_the_key(tmp_path, seeds, match):
 def test_shipped_params_train_several_seeds_and_the_smoke_profile_two():
     assert len(config.train_seeds(ROOT / "params.yaml")) >= 3
     assert config.train_seeds(ROOT / "tests/fixtures/params.tiny.yaml") == [0, 1]
+
+
+# ------------------------------------------------------------------ every key visible, every key meaningful
+def _field_table(cls, tree: dict, where: str):
+    """(key path, field, value in params.yaml or MISSING) for every field `cls` accepts, nested ones included."""
+    from dataclasses import MISSING, fields
+    from typing import get_type_hints
+
+    from pipeline.config.loader import nested_class
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        path, value = f"{where}.{f.name}", tree.get(f.name, MISSING)
+        nested = nested_class(hints[f.name])
+        if nested is not None:
+            yield from _field_table(nested, value if isinstance(value, dict) else {}, path)
+        else:
+            yield path, f, value
+
+
+def test_every_accepted_key_is_in_params_yaml_and_no_code_default_contradicts_it():
+    from dataclasses import MISSING
+    params = base_params()
+    missing, contradicted = [], []
+    for section, cls in SECTIONS.items():
+        for path, f, value in _field_table(cls, params[section] or {}, section):
+            if f.name == "seed" and path.count(".") == 1:  # the top-level seed fills it
+                continue
+            if value is MISSING:
+                missing.append(path)
+            elif f.default is not MISSING and f.default != value:
+                contradicted.append(f"{path}: code {f.default!r} vs params.yaml {value!r}")
+    assert not missing, f"keys config accepts that params.yaml does not show: {missing}"
+    assert not contradicted, contradicted
+
+
+@pytest.mark.parametrize("section,changes,match", [
+    ("multitrain", {"coupling": "none", "coupling_weight": 1.0},
+     r"multitrain: coupling_weight=1.0 has no effect with coupling 'none'.*leave it at 0.25"),
+    ("multitrain", {"coupling": "none", "rank_margin_years": 2.0}, r"rank_margin_years=2.0 has no effect"),
+    ("multitrain", {"coupling": "shared_head", "rank_margin_years": 2.0},
+     r"rank_margin_years=2.0 has no effect with coupling 'shared_head'"),
+    ("multitrain", {"coupling": "distill", "rank_margin_years": 0.5}, r"rank_margin_years=0.5 has no effect"),
+    ("data", {"face": "none", "face_margin": 0.4}, r"data: face_margin=0.4 has no effect with face 'none'"),
+    ("data", {"face": "none", "face_min_size": 40}, r"face_min_size=40 has no effect with face 'none'"),
+    ("split_korean", {"korean_test_person": "p1", "korean_test_frac": 0.3},
+     r"korean_test_frac=0.3 has no effect with korean_test_person 'p1'"),
+])
+def test_a_key_that_means_nothing_in_the_combination_is_rejected_with_the_reason(tmp_path, section, changes, match):
+    params = base_params()
+    params[section].update(changes)
+    with pytest.raises(ConfigError, match=match):
+        load_section(SECTIONS[section], section, write(tmp_path, params))
+
+
+@pytest.mark.parametrize("section,changes", [
+    ("multitrain", {"coupling": "none"}), ("multitrain", {"coupling": "shared_head"}),
+    ("multitrain", {"coupling": "rank", "rank_margin_years": 2.0}),
+    ("data", {"face": "mtcnn", "face_margin": 0.4}), ("split_korean", {"korean_test_person": "p1"}),
+])
+def test_the_same_keys_at_their_defaults_or_where_they_apply_are_accepted(tmp_path, section, changes):
+    params = base_params()
+    params[section].update(changes)
+    load_section(SECTIONS[section], section, write(tmp_path, params))
+
+
+def test_evaluate_ci_is_not_a_key_the_95_percent_is_fixed(tmp_path):
+    params = base_params()
+    params["evaluate"]["ci"] = 0.9
+    with pytest.raises(ConfigError, match=r"unknown key.*evaluate\.ci"):
+        load_section(config.EvalConfig, "evaluate", write(tmp_path, params))
+
+
+def test_multitrain_shares_the_age_training_keys(tmp_path):
+    params = base_params()
+    params["multitrain"]["lr_scale"] = 0.5
+    cfg = load_section(config.MultiTrainConfig, "multitrain", write(tmp_path, params))
+    assert isinstance(cfg, config.AgeTrainingConfig) and cfg.lr_scale == 0.5 and cfg.loss == "l1"

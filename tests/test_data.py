@@ -234,3 +234,13 @@ def test_rank_slice_length_counts_the_batches_it_yields(n, batch_size, drop_last
     for rank in range(world_size):
         shares = loaders.RankSlice(batches, rank, world_size)
         assert len(shares) == len(list(shares))
+
+
+def test_split_korean_and_evaluate_agree_on_the_persons_a_ci_needs():
+    from pipeline import metrics
+    df = many_persons(16)
+    df["split"] = splits.split_by_identity(df, 0, 0.25, 0.25, "korean")
+    n_test = df.loc[df["split"] == "test", "person_id"].nunique()
+    assert 3 <= n_test < metrics.MIN_BOOTSTRAP_PERSONS  # enough for the old check, too few for the bootstrap
+    with pytest.raises(splits.EmptySplitError, match=f"need >= {metrics.MIN_BOOTSTRAP_PERSONS}"):
+        splits.check_evaluable(df, leave_one_out=False)

@@ -105,3 +105,21 @@ def test_a_run_starts_from_the_same_seeds_run_upstream_and_evaluate_reads_every_
     evaluate = STAGES["evaluate"]
     assert "train_seeds" in evaluate["params"]
     assert {f"models/{s}" for s in TRAINING} <= set(evaluate["deps"])  # above every seed's run: a new one counts
+
+
+# the modules only training runs need (the training loop, its checkpoints and weight average)
+TRAINING_MODULES = {Path("pipeline/phases.py"), Path("pipeline/train.py"), Path("pipeline/checkpoint.py"),
+                    Path("pipeline/averaging.py")}
+
+
+@pytest.mark.parametrize("script", ["stages/evaluate.py", "pipeline/predict.py", "pipeline/study.py",
+                                    "pipeline/aggregate.py", "pipeline/report.py", "pipeline/comparison.py",
+                                    "pipeline/artifacts.py", "stages/build_sequences.py"])
+def test_evaluation_and_tools_import_no_training_module(script: str) -> None:
+    """Layers point one way: paths come from pipeline.layout, so nothing outside training imports training."""
+    assert not import_closure(ROOT / script) & TRAINING_MODULES
+
+
+def test_the_evaluate_stage_depends_on_no_training_module() -> None:
+    deps = {Path(str(d)) for d in STAGES["evaluate"]["deps"]}
+    assert not deps & TRAINING_MODULES, sorted(map(str, deps & TRAINING_MODULES))

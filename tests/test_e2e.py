@@ -1,6 +1,6 @@
 """End to end: the real `dvc repro` on the smoke profile in a temp copy of the repo, then its real outputs.
 
-The smoke profile is reproduced once per session (`reproduced`); every test works on its own copy of it.
+The smoke profile is reproduced once per pytest run (`reproduced`); every test works on its own copy of it.
 """
 import hashlib
 import json
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline.artifacts import CONDITIONS
-from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, face_photos, make_project, megaage, photo, run
+from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, face_photos, make_project, megaage, photo, ramp, run
 
 
 HEADLINE_KEYS = ["01_korean_mae", "02_korean_mae_seed_std", "03_korean_cs5", "04_korean_bias", "05_general_mae",
@@ -207,8 +207,8 @@ def test_predict_cli_on_photos_of_any_size_and_a_corrupt_one(project, tmp_path):
 
     photos = tmp_path / "photos"  # beside the project copy, whose own photos must not be picked up
     photos.mkdir()
-    Image.new("RGB", (300, 200), (120, 100, 90)).save(photos / "big.png")
-    Image.new("L", (20, 20), 80).save(photos / "grey.jpg")
+    Image.fromarray(ramp(200, 300, 110)).save(photos / "big.png")  # one flat colour would be refused as blank
+    Image.fromarray(ramp(20, 20, 80)[..., 0], "L").save(photos / "grey.jpg")
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     out = tmp_path / "pred.csv"
     proc = run([sys.executable, "-m", "pipeline.predict", "--model", "downstream", "--out", str(out), str(photos)],

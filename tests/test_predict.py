@@ -1,4 +1,4 @@
-"""predict needs only the model file: it records its preprocessing and trained age range; run from any directory,
+"""predict needs only the model file: it records its face settings and trained age range; run from any directory,
 one row per face, a flagged fallback when none is found, and a named outcome for every bad input."""
 from __future__ import annotations
 
@@ -44,8 +44,18 @@ def model_file(tmp_path_factory) -> Path:
 
 def test_model_file_records_its_inputs_as_plain_values(model_file):
     payload = torch.load(model_file, weights_only=True)  # no pickled code
-    assert payload["preprocess"] == SETTINGS.to_dict()
+    assert payload["face_settings"] == SETTINGS.to_dict() and "preprocess" not in payload
     assert payload["age_range"] == [4.0, 71.0] and payload["trained_on"] == ["general_train"]
+
+
+def test_a_model_file_from_before_face_settings_had_their_name_still_predicts(model_file, tmp_path):
+    payload = torch.load(model_file, weights_only=True)
+    payload["preprocess"] = payload.pop("face_settings")  # how older model files record them
+    older = tmp_path / "older.pt"
+    torch.save(payload, older)
+    model, loaded, _ = predict.load_model(str(older))
+    table = predict.predict(model, loaded, [face_photos(tmp_path / "photos")["upright"]], device=torch.device("cpu"))
+    assert table["outcome"].tolist() == ["face"]
 
 
 def test_predict_from_another_directory_with_only_the_model_file(model_file, tmp_path):

@@ -56,3 +56,10 @@ def test_unknown_profile_lists_the_available_ones(repo):
     with pytest.raises(ConfigError, match="available: default, coupling_none, full, real, study"):
         profiles.overrides("nope")
     assert profiles.main(["nope"]) == 2
+
+
+@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real"])
+def test_shipped_profiles_name_only_what_they_change(repo, name):
+    base = profiles.flatten(yaml.safe_load((repo / "params.yaml").read_text()))
+    same = {k: v for k, v in profiles.overrides(name).items() if base.get(k) == v}
+    assert not same, f"profiles/{name}.yaml re-sets params.yaml's values: {same}"

@@ -1,4 +1,4 @@
-"""Issue 18's data options: VCOP tuples drawn afresh each epoch, and general photos mixed into Korean batches."""
+"""Data options of the training recipe: VCOP tuples drawn afresh each epoch, and general photos mixed into Korean batches."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import phases, train
+from pipeline import layout, phases, train
 from pipeline.data import loaders as L
 from pipeline.config import TrainConfig
 from pipeline.data import sequences
@@ -36,7 +36,7 @@ VAL = photos({"v0": [10, 20, 30, 40]}, first_row=48)
 @pytest.fixture
 def sequence_files(in_tmp):
     def write(resample: bool) -> None:
-        out = phases.SEQUENCES
+        out = layout.SEQUENCES
         out.mkdir(parents=True, exist_ok=True)
         for split, df in (("train", TRAIN), ("val", VAL)):
             sequences.build_tuples(df, 3, 2.0, 4, seed=0)[0].to_csv(out / f"{split}.csv", index=False)
@@ -54,11 +54,11 @@ def drawn(loader, epoch: int) -> set[tuple[int, ...]]:
 def test_training_tuples_are_drawn_afresh_each_epoch_reproducibly(sequence_files):
     sequence_files(resample=True)
     images = cache_images(60)
-    loader = phases.tuple_loader(images, "train", 8, 0, CPU, True)
+    loader = L.tuple_loader(images, "train", 8, 0, CPU, True)
     first, second = drawn(loader, 0), drawn(loader, 1)
     assert first != second and len(first) == len(second) == 6 * 4  # tuples_per_person per person per epoch
-    assert drawn(phases.tuple_loader(images, "train", 8, 0, CPU, True), 1) == second  # same seed, same draw
-    assert drawn(phases.tuple_loader(images, "train", 8, 1, CPU, True), 1) != second  # another training seed
+    assert drawn(L.tuple_loader(images, "train", 8, 0, CPU, True), 1) == second  # same seed, same draw
+    assert drawn(L.tuple_loader(images, "train", 8, 1, CPU, True), 1) != second  # another training seed
     # over epochs the pool is every valid tuple of the training persons, not the fixed 4 per person
     assert len(set().union(*(drawn(loader, e) for e in range(6)))) > 2 * len(first)
     assert all(max(t) < 48 for e in range(3) for t in drawn(loader, e))  # training persons' photos only
@@ -67,9 +67,9 @@ def test_training_tuples_are_drawn_afresh_each_epoch_reproducibly(sequence_files
 def test_a_resumed_run_draws_what_an_uninterrupted_one_did(sequence_files):
     sequence_files(resample=True)
     images = cache_images(60)
-    uninterrupted = phases.tuple_loader(images, "train", 8, 0, CPU, True)
+    uninterrupted = L.tuple_loader(images, "train", 8, 0, CPU, True)
     epochs = [[(b.clone(), y.clone()) for b, y in uninterrupted.epoch(e)] for e in range(3)]
-    resumed = phases.tuple_loader(images, "train", 8, 0, CPU, True)  # a new process starting at epoch 2
+    resumed = L.tuple_loader(images, "train", 8, 0, CPU, True)  # a new process starting at epoch 2
     for (a, la), (b, lb) in zip(epochs[2], resumed.epoch(2)):
         assert torch.equal(a, b) and torch.equal(la, lb)
 
@@ -86,25 +86,25 @@ def test_drawn_tuples_are_one_person_in_time_order_with_the_gap():
 
 def test_fixed_tuples_stay_the_default(sequence_files):
     sequence_files(resample=False)
-    loader = phases.tuple_loader(cache_images(60), "train", 8, 0, CPU, True)
-    fixed = {tuple(r) for r in sequences.tuple_rows(pd.read_csv(phases.SEQUENCES / "train.csv"))}
+    loader = L.tuple_loader(cache_images(60), "train", 8, 0, CPU, True)
+    fixed = {tuple(r) for r in sequences.tuple_rows(pd.read_csv(layout.SEQUENCES / "train.csv"))}
     assert drawn(loader, 0) == drawn(loader, 1) == fixed
-    val = phases.tuple_loader(cache_images(60), "val", 8, 0, CPU, False)  # val tuples are never redrawn
+    val = L.tuple_loader(cache_images(60), "val", 8, 0, CPU, False)  # val tuples are never redrawn
     sequence_files(resample=True)
-    assert drawn(val, 0) == drawn(phases.tuple_loader(cache_images(60), "val", 8, 0, CPU, False), 3)
+    assert drawn(val, 0) == drawn(L.tuple_loader(cache_images(60), "val", 8, 0, CPU, False), 3)
 
 
 # ----------------------------------------------------------------------------- general photos in Korean batches
 @pytest.fixture
 def split_files(in_tmp):
     """Korean train rows 0-39 (ages < 50), Korean val 40-49, general train 50-89, general val/test 90-119."""
-    phases.SPLITS.mkdir(parents=True)
+    layout.SPLITS.mkdir(parents=True)
     tables = {"korean_train_labelled": photos({f"k{i}": [20.0 + i] * 4 for i in range(10)}),
               "korean_val": photos({"kv": [30.0] * 10}, 40),
               "general_train": photos({f"g{i}": [60.0 + i] * 2 for i in range(20)}, 50),
               "general_val": photos({f"gv{i}": [70.0] * 2 for i in range(15)}, 90)}
     for name, table in tables.items():
-        table.to_csv(phases.split_path(name), index=False)
+        table.to_csv(layout.split_path(name), index=False)
     return cache_images(120)
 
 
@@ -164,9 +164,9 @@ def joined_rows(loader, epoch: int) -> list[tuple[list[int], list[int]]]:
 
 def test_a_shorter_partner_cycles_through_whole_epochs_of_its_own(split_files):
     # 40 Korean photos in batches of 4 (10 batches) against 40 general photos in batches of 16 (3 batches, last short)
-    korean = L.make_loader(L.photo_dataset(split_files, L.read_split(phases.split_path("korean_train_labelled"))),
+    korean = L.make_loader(L.photo_dataset(split_files, L.read_split(layout.split_path("korean_train_labelled"))),
                            4, True, 0, CPU)
-    general = L.make_loader(L.photo_dataset(split_files, L.read_split(phases.split_path("general_train"))),
+    general = L.make_loader(L.photo_dataset(split_files, L.read_split(layout.split_path("general_train"))),
                             16, True, 0, CPU)
     extra = [rows_of(images)[4:] for images, _ in L.mixed_loader(korean, general).epoch(0)]
     assert len(extra) == 10
@@ -183,7 +183,7 @@ def test_paired_mixed_batches_of_an_epoch_do_not_depend_on_earlier_epochs(split_
     def loader():
         cfg = TrainConfig(seed=0, epochs=3, batch_size=8, lr=1.0e-3)
         age = phases.age_loaders(split_files, "korean", cfg, CPU, general_mix=0.25)
-        return L.paired_loader(age.train, phases.tuple_loader(split_files, "train", 4, 0, CPU, True))
+        return L.paired_loader(age.train, L.tuple_loader(split_files, "train", 4, 0, CPU, True))
 
     full = loader()
     for epoch in range(2):
@@ -210,7 +210,7 @@ def test_the_korean_phase_scores_forgetting_of_the_age_model_it_returns(split_fi
                           korean=KoreanPhaseConfig(epochs=1, batch_size=8, lr=1e-3, general_mix=0.25))
     model, age = ConstantAge(30.0), ConstantAge(40.0)
     metrics, _ = phases.run_age_phases(model, "stage", ["general", "korean"], budget,
-                                       TrainBaselineConfig(seed=0, encoder="tiny_cnn"), CPU, train.age_step,
+                                       TrainBaselineConfig(seed=0, encoder="tiny_cnn", encoder_weights="none"), CPU, train.age_step,
                                        age_model=age if separate_age_model else None)
     assert trained == ["stage/general", "stage/korean"]
     assert scored == [age if separate_age_model else model]  # once, after the Korean phase, the age regressor

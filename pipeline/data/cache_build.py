@@ -10,20 +10,24 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipeline import runtime
 from pipeline.config import DataConfig
+from pipeline.data import paths
 from pipeline.data.cache import DROPPED, IMAGES, INDEX, META
 from pipeline.data.manifest import resolve
 from pipeline.faces import FaceSettings, PhotoError, prepare_many
-from pipeline.faces.preprocess import DROP_REASONS
+from pipeline.faces.preprocess import DROP_REASONS as PHOTO_DROP_REASONS
 
 log = logging.getLogger(__name__)
 # index.csv columns added when a detector ran: how many faces it found (the largest is used), the box and score
 FACE_COLUMNS = ("n_faces", "box_x0", "box_y0", "box_x1", "box_y1", "face_score")
+# every reason a listed file is not in the cache: refused before decoding (its path), or by decoding and detection
+DROP_REASONS = (*paths.REASONS, *PHOTO_DROP_REASONS)
 
 
 class CacheError(ValueError):
@@ -43,13 +47,14 @@ def _face_row(face) -> dict:
 
 
 def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path, settings: FaceSettings, workers: int = 2,
-                crops: np.ndarray | None = None) -> dict:
+                crops: np.ndarray | None = None, refused: Sequence[dict] = ()) -> dict:
     """Prepare all rows; unusable photos are dropped and listed with their reason in dropped.csv, never silently.
 
     crops: one bool per row, True where the photo already is an aligned face crop (synthetic renders): those rows
-    take `face: none` whatever `settings` say. Writes images.npy, index.csv (the kept manifest rows, row i is
-    image i, plus FACE_COLUMNS when a detector ran), dropped.csv (path, reason, error) and meta.json, each through
-    a temp file so an interrupted build never leaves a valid-looking half cache.
+    take `face: none` whatever `settings` say. refused: files kept out of the manifest by their path
+    ({path, reason, error}, pipeline.data.paths.screen), listed and counted first. Writes images.npy, index.csv
+    (the kept manifest rows, row i is image i, plus FACE_COLUMNS when a detector ran), dropped.csv (path, reason,
+    error) and meta.json, each through a temp file so an interrupted build never leaves a valid-looking half cache.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     n, size = len(manifest), settings.image_size
@@ -104,14 +109,15 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path, settin
         index = pd.concat([index, columns.astype({"n_faces": "Int64"})], axis=1)
     runtime.write_csv(out_dir / INDEX, index)
     dropped.sort(key=lambda d: d["row"])
-    table = pd.DataFrame([{"path": manifest["path"].iloc[d["row"]], "reason": d["reason"], "error": d["error"]}
-                          for d in dropped], columns=["path", "reason", "error"])
+    rows = [{"path": manifest["path"].iloc[d["row"]], "reason": d["reason"], "error": d["error"]} for d in dropped]
+    table = pd.DataFrame([*refused, *rows], columns=["path", "reason", "error"])
     runtime.write_csv(out_dir / DROPPED, table)
     by_reason = {reason: int((table["reason"] == reason).sum()) for reason in DROP_REASONS}
-    if dropped:
-        log.warning("dropped %d of %d photo(s) (%s), listed with their reason in %s (first: %s)", len(dropped), n,
-                    ", ".join(f"{r}: {c}" for r, c in by_reason.items() if c), out_dir / DROPPED, dropped[0]["error"])
-    meta = {"n_images": len(kept_rows), "n_dropped": len(dropped), "image_size": size, "face": settings.to_dict(),
+    if len(table):
+        log.warning("dropped %d of %d photo(s) (%s), listed with their reason in %s (first: %s)", len(table),
+                    n + len(refused), ", ".join(f"{r}: {c}" for r, c in by_reason.items() if c), out_dir / DROPPED,
+                    table["error"].iloc[0])
+    meta = {"n_images": len(kept_rows), "n_dropped": len(table), "image_size": size, "face": settings.to_dict(),
             "dropped_by_reason": by_reason, "n_several_faces": sum(f["n_faces"] > 1 for f in faces.values()),
             "n_as_crops": int(kept[crops].sum()) if detecting else len(kept_rows)}  # prepared without detection
     runtime.write_json(out_dir / META, meta)

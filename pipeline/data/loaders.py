@@ -1,9 +1,10 @@
 """Batches from the uint8 cache: single photos for age regression, shuffled tuples for VCOP, one code path."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 import numpy as np
 import pandas as pd
@@ -11,22 +12,40 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from pipeline import runtime
-from pipeline.data.sequences import TupleDraw, permutations, tuple_rows
+from pipeline.data.sequences import TupleDraw, no_tuples, permutations, tuple_rows
+from pipeline.layout import SEQUENCES, tuples_path
 
 
-class CacheBatches(Dataset):
-    """Indexed by a *list* of positions (batch_size=None loaders): one fancy-index read per batch.
+class PhotoBatches(Dataset):
+    """Single photos and their ages, indexed by a *list* of positions (batch_size=None loaders): one fancy-index
+    read per batch. Returns uint8 images (B, C, H, W) and ages; normalisation and augmentation run later on the
+    device, so loading stays a memcpy."""
 
-    Returns uint8 images (B, C, H, W) — or (B, T, C, H, W) for tuples — and the targets. Normalisation and
-    augmentation run later on the device, so loading stays a memcpy.
-    """
+    def __init__(self, images: np.ndarray, rows: np.ndarray, ages: np.ndarray):
+        self.images, self.rows, self.ages = images, rows, ages
 
-    def __init__(self, images: np.ndarray, rows: np.ndarray, targets: np.ndarray, tuple_len: int = 0,
-                 seed: int = 0, draw: Callable[[int], np.ndarray] | None = None):
-        self.images, self.rows, self.targets = images, rows, targets
-        self.tuple_len, self.seed, self.draw = tuple_len, seed, draw
-        self.perms = permutations(tuple_len) if tuple_len else None
-        self.labels = np.zeros(len(rows), dtype=np.int64)
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to redraw: a photo epoch's order is the sampler's."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = np.asarray(positions)
+        pixels = self.images[self.rows[positions]]  # (B, H, W, C)
+        return torch.from_numpy(pixels).permute(0, 3, 1, 2), torch.from_numpy(self.ages[positions])
+
+
+class TupleBatches(Dataset):
+    """VCOP tuples of cache rows in temporal order, each shuffled by a permutation drawn per (seed, epoch); returns
+    uint8 images (B, T, C, H, W) and the index of the applied permutation (the label). With `draw`, the tuples
+    themselves are drawn afresh each epoch."""
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int = 0,
+                 draw: Callable[[int], np.ndarray] | None = None):
+        self.images, self.rows, self.seed, self.draw = images, rows, seed, draw  # rows: (N, T)
+        self.tuple_len = rows.shape[1]
+        self.perms = permutations(self.tuple_len)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -34,19 +53,14 @@ class CacheBatches(Dataset):
         `draw`, fresh tuples first)."""
         if self.draw is not None:
             self.rows = self.draw(epoch)
-            self.targets = np.zeros(len(self.rows), np.float32)
-        if self.perms is not None:
-            rng = np.random.default_rng([self.seed, epoch, 17])
-            self.labels = rng.integers(0, len(self.perms), size=len(self.rows))
+        rng = np.random.default_rng([self.seed, epoch, 17])
+        self.labels = rng.integers(0, len(self.perms), size=len(self.rows))
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         positions = np.asarray(positions)
-        if self.perms is None:
-            pixels = self.images[self.rows[positions]]  # (B, H, W, C)
-            return torch.from_numpy(pixels).permute(0, 3, 1, 2), torch.from_numpy(self.targets[positions])
         labels = self.labels[positions]
         ordered = self.rows[positions]  # (B, T) in temporal order
         shuffled = np.take_along_axis(ordered, self.perms[labels], axis=1)  # element k = ordered[perm[k]]
@@ -58,7 +72,7 @@ class CacheBatches(Dataset):
 class EpochLoader:
     """A DataLoader whose order (and tuple shuffles) depend only on (seed, epoch): resuming replays exactly."""
 
-    dataset: CacheBatches
+    dataset: PhotoBatches | TupleBatches
     loader: DataLoader
     generator: torch.Generator
     seed: int
@@ -102,7 +116,7 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed((torch.initial_seed() + worker_id) % 2**32)
 
 
-def make_loader(dataset: CacheBatches, batch_size: int, train: bool, seed: int, device: torch.device,
+def make_loader(dataset: PhotoBatches | TupleBatches, batch_size: int, train: bool, seed: int, device: torch.device,
                 num_workers: int = 0) -> EpochLoader:
     if len(dataset) == 0:
         raise ValueError("empty data set: the split has no photos or tuples; check the data stages' counts")
@@ -120,23 +134,42 @@ def make_loader(dataset: CacheBatches, batch_size: int, train: bool, seed: int, 
     return EpochLoader(dataset, loader, generator, seed)
 
 
-def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> CacheBatches:
+def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> PhotoBatches:
     if table.empty:
         raise ValueError("empty split: no photos to train or evaluate on")
-    return CacheBatches(images, table["cache_row"].to_numpy(np.int64), table["age"].to_numpy(np.float32))
+    return PhotoBatches(images, table["cache_row"].to_numpy(np.int64), table["age"].to_numpy(np.float32))
 
 
-def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> CacheBatches:
-    rows = tuple_rows(tuples)
-    return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=rows.shape[1], seed=seed)
+def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> TupleBatches:
+    return TupleBatches(images, tuple_rows(tuples), seed=seed)
 
 
 def resampled_tuple_dataset(images: np.ndarray, photos: pd.DataFrame, tuple_len: int, min_gap_years: float,
-                            n_per_person: int, seed: list[int]) -> CacheBatches:
+                            n_per_person: int, seed: list[int]) -> TupleBatches:
     """Tuples drawn afresh every epoch (set_epoch) from the persons of `photos` (build_sequences' train_photos.csv)."""
     draw = TupleDraw(photos, tuple_len, min_gap_years, n_per_person, seed)
-    rows = draw(0)
-    return CacheBatches(images, rows, np.zeros(len(rows), np.float32), tuple_len=tuple_len, seed=seed[-1], draw=draw)
+    return TupleBatches(images, draw(0), seed=seed[-1], draw=draw)
+
+
+def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size: int, seed: int,
+                 device: torch.device, train_mode: bool, num_workers: int = 0) -> EpochLoader:
+    """VCOP tuple batches of build_sequences' `split`; training tuples are drawn afresh each epoch when
+    build_sequences.resample_each_epoch wrote the photos to draw from."""
+    path = tuples_path(split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run `dvc repro build_sequences`")
+    tuples = pd.read_csv(path, dtype={"person_id": str})
+    if tuples.empty:
+        raise no_tuples(f"in {path}")
+    sampling = SEQUENCES / "sampling.json"
+    if split == "train" and sampling.exists() and (draw := json.loads(sampling.read_text()))["resample_each_epoch"]:
+        # fresh tuples each epoch from every valid tuple of the training persons (build_sequences wrote them)
+        photos = read_split(SEQUENCES / "train_photos.csv")
+        dataset = resampled_tuple_dataset(images, photos, draw["tuple_len"], draw["min_gap_years"],
+                                          draw["tuples_per_person"], [draw["seed"], seed])
+    else:
+        dataset = tuple_dataset(images, tuples, seed)
+    return make_loader(dataset, batch_size, train_mode, seed, device, num_workers)
 
 
 def read_split(path: Path) -> pd.DataFrame:

@@ -18,6 +18,15 @@ class ManifestError(ValueError):
     """A manifest problem; the message names the file, the rows and the fix."""
 
 
+def with_optional_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """`date` and `split_hint` present as text, empty where a source has none (in place; returned for chaining)."""
+    for column in OPTIONAL:
+        if column not in df.columns:
+            df[column] = ""
+        df[column] = df[column].fillna("").astype(str)
+    return df
+
+
 def _rows(mask: pd.Series | np.ndarray, df: pd.DataFrame, limit: int = 5) -> str:
     """CSV line numbers (header is line 1) of the offending rows, a few of them.
 
@@ -59,10 +68,7 @@ def validate(df: pd.DataFrame, source: str, root: Path | None = None, check_file
     if (bad := df["path"].duplicated(keep="first")).any():
         raise ManifestError(f"{source}: duplicate path at {_rows(bad, df)} "
                             f"(e.g. {df.loc[bad, 'path'].iloc[0]}); list each photo once")
-    for column in OPTIONAL:
-        if column not in df.columns:
-            df[column] = ""
-        df[column] = df[column].fillna("").astype(str)
+    df = with_optional_columns(df)
     if check_files:
         resolved = df["path"].map(lambda p: resolve(p, root))
         if (bad := ~resolved.map(lambda p: p.is_file())).any():

@@ -19,7 +19,9 @@ def fingerprint(root: Path) -> dict:
 
     Size and modification time rather than content: hashing a 40,000-photo set on every `dvc repro` would cost
     minutes; a file rewritten in place changes its mtime. A copy of the same data elsewhere (new mtimes) reruns
-    prepare_data once, which is the safe direction.
+    prepare_data once, which is the safe direction. A link counts as itself (lstat), so a symlink loop or a dangling
+    link cannot fail the walk: a link inside the root points at a file fingerprinted on its own, and one leaving the
+    root is refused (pipeline.data.paths). Names that are not UTF-8 are hashed as their bytes on disk.
     """
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} is not a folder; set data.root / data.<role>_root to your copy")
@@ -28,8 +30,9 @@ def fingerprint(root: Path) -> dict:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(f for f in files if not f.startswith(".")):
             path = Path(folder) / name
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            stat = path.lstat()
+            line = f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))  # a non-UTF-8 name must not crash check_params
             n_files, n_bytes = n_files + 1, n_bytes + stat.st_size
     return {"files": n_files, "bytes": n_bytes, "digest": digest.hexdigest()[:32]}
 

@@ -10,6 +10,22 @@ import pandas as pd
 MAX_ENUMERATE = 20000  # beyond this many combinations per person, sample instead of enumerating
 
 
+def chance_accuracy(tuple_len: int) -> float:
+    """The pretext accuracy of guessing: one of the T! orderings."""
+    return 1 / math.factorial(tuple_len)
+
+
+class NoTuplesError(ValueError):
+    """No person of a split has `tuple_len` photos `min_gap_years` apart."""
+
+
+def no_tuples(where: str, tuple_len: int | str = "tuple_len", min_gap_years: float | str = "min_gap_years"
+              ) -> NoTuplesError:
+    """The one error for a split without VCOP tuples, wherever it is found (building, loading or drawing)."""
+    return NoTuplesError(f"no tuples {where}: no person has {tuple_len} photos {min_gap_years} years apart; lower "
+                         "build_sequences.min_gap_years or tuple_len")
+
+
 def permutations(tuple_len: int) -> np.ndarray:
     """All orderings of range(tuple_len), in lexicographic order; the VCOP label is a row index."""
     return np.array(list(itertools.permutations(range(tuple_len))), dtype=np.int64)
@@ -87,7 +103,7 @@ class TupleDraw:
         drawn = [rows[list(combo)] for times, rows, valid in self.persons
                  for combo in person_tuples(times, self.tuple_len, self.min_gap, self.n, rng, valid)]
         if not drawn:
-            raise ValueError("no valid tuples: no person has tuple_len photos min_gap_years apart")
+            raise no_tuples(f"to draw in epoch {epoch}", self.tuple_len, self.min_gap)
         return np.stack(drawn).astype(np.int64)
 
 

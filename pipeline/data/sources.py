@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import REGISTRIES, DataConfig
-from pipeline.data import floor, synthetic_photos
+from pipeline.data import floor, paths, synthetic_photos
 from pipeline.data.adapters import ADAPTERS
 from pipeline.data.manifest import validate
+from pipeline.data.synthetic import plan_persons
 
 log = logging.getLogger(__name__)
 SYNTHETIC_DIR = Path("data/raw/synthetic")
@@ -36,9 +37,52 @@ def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
     return manifest["domain"].isin(synthetic_roles)  # a photo's domain is its role
 
 
-def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
-    """The manifest of both roles (general, korean) and what is known about the data (e.g. its Bayes floor)."""
-    roles = cfg.roles()  # source names and roots were checked when params loaded (DataConfig, REGISTRIES)
+def real_manifests(cfg: DataConfig) -> tuple[list[pd.DataFrame], list[dict]]:
+    """Each real role's photos, screened against its root (pipeline.data.paths) and validated; and the refused
+    files ({path, reason, error}). Reads names and lists only: check_params runs it before anything is deleted."""
+    frames, refused = [], []
+    for role, (source, root) in cfg.roles().items():  # source names and roots were checked when params loaded
+        if source == "synthetic":
+            continue
+        root_path = Path(root).expanduser()
+        table, out = paths.screen(ADAPTERS[source](root_path, role), root_path, f"{source} data under {root}")
+        refused += out
+        frames.append(validate(table, f"{source} data under {root}"))
+        log.info("%s role: %d photos of %d persons from %s (%s)", role, len(frames[-1]),
+                 frames[-1]["person_id"].nunique(), source, root)
+    return frames, refused
+
+
+def in_age_range(manifest: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    out_of_range = (manifest["age"] < cfg.min_age) | (manifest["age"] > cfg.max_age)
+    if out_of_range.any():
+        log.warning("dropping %d photo(s) with ages outside data.min_age..max_age (%g..%g)", int(out_of_range.sum()),
+                    cfg.min_age, cfg.max_age)
+    return manifest[~out_of_range].reset_index(drop=True)
+
+
+def check_manifest(cfg: DataConfig) -> set[str]:
+    """Raise every manifest problem prepare_data would (a duplicate row, a missing file, a bad age, ...) now, from
+    names and lists alone (no photo written or decoded): check_params runs it before DVC deletes data/cache.
+
+    Returns the Korean role's person ids within data.min_age..max_age, to test split_korean.korean_test_person.
+    """
+    frames, _ = real_manifests(cfg)
+    korean: set[str] = set()
+    if frames:  # the same photo in both roles is a duplicate too
+        manifest = in_age_range(validate(pd.concat(frames, ignore_index=True), "data manifest", root=Path(".")), cfg)
+        korean = set(manifest.loc[manifest["domain"] == "korean", "person_id"])
+    if cfg.korean == "synthetic":
+        syn = cfg.synthetic
+        korean = {person.person_id for person in plan_persons(syn, syn.seed) if person.domain == "korean"
+                  and any(cfg.min_age <= age <= cfg.max_age for age in person.ages_years)}
+    return korean
+
+
+def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict, list[dict]]:
+    """The manifest of both roles (general, korean), what is known about the data (e.g. its Bayes floor) and the
+    files refused before decoding (pipeline.data.paths: bad_name, outside_root, link_loop)."""
+    roles = cfg.roles()
     if SYNTHETIC_DIR.exists():
         shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
     SYNTHETIC_DIR.mkdir(parents=True)  # a declared output, even when no role is synthetic
@@ -49,15 +93,6 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
         frames.append(frame)
     else:  # DVC warns on every run about an empty output folder; say why it is empty instead
         (SYNTHETIC_DIR / "NO_SYNTHETIC_ROLE.txt").write_text("no role of this run uses the synthetic source\n")
-    for role, (source, root) in roles.items():
-        if source != "synthetic":
-            frames.append(validate(ADAPTERS[source](Path(root).expanduser(), role), f"{source} data under {root}"))
-            log.info("%s role: %d photos of %d persons from %s (%s)", role, len(frames[-1]),
-                     frames[-1]["person_id"].nunique(), source, root)
-    manifest = validate(pd.concat(frames, ignore_index=True), "data manifest", root=Path("."))
-    out_of_range = (manifest["age"] < cfg.min_age) | (manifest["age"] > cfg.max_age)
-    if out_of_range.any():
-        log.warning("dropping %d photo(s) with ages outside data.min_age..max_age (%g..%g)", int(out_of_range.sum()),
-                    cfg.min_age, cfg.max_age)
-        manifest = manifest[~out_of_range].reset_index(drop=True)
-    return manifest, info
+    real, refused = real_manifests(cfg)
+    manifest = validate(pd.concat(frames + real, ignore_index=True), "data manifest", root=Path("."))
+    return in_age_range(manifest, cfg), info, refused

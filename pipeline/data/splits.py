@@ -46,7 +46,9 @@ def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: f
     return split
 
 
-MIN_TEST_PERSONS = 3  # fewer and the person-level bootstrap CIs of evaluate are meaningless
+# the person-level bootstrap (pipeline.metrics.paired_bootstrap) needs this many test persons for a CI; split_korean
+# checks it, so a test split that would lose its CI fails before any training
+MIN_TEST_PERSONS = 5
 
 
 def check_evaluable(korean: pd.DataFrame, leave_one_out: bool) -> None:
@@ -62,12 +64,17 @@ def check_evaluable(korean: pd.DataFrame, leave_one_out: bool) -> None:
             "or set split_korean.korean_test_person for leave-one-person-out folds")
 
 
+def require_person(person_ids: set[str], person: str) -> None:
+    """split_korean.korean_test_person must name a Korean person (check_params asks before any stage runs)."""
+    if person not in person_ids:
+        examples = ", ".join(sorted(person_ids)[:5])
+        raise EmptySplitError(f"params.yaml:split_korean.korean_test_person: no Korean person '{person}'; set it to "
+                              f"one of the Korean role's person ids (e.g. {examples})")
+
+
 def split_leave_one_out(df: pd.DataFrame, person: str, seed: int, val_frac: float) -> pd.Series:
     """One leave-one-person-out fold (FG-NET protocol): `person` is the test split, val comes from the rest."""
-    if not (df["person_id"] == person).any():
-        examples = ", ".join(sorted(df["person_id"].unique())[:5])
-        raise EmptySplitError(f"params.yaml:split_korean.korean_test_person: no Korean person '{person}' "
-                              f"(e.g. {examples})")
+    require_person(set(df["person_id"]), person)
     rest = df[df["person_id"] != person]
     split = pd.Series("test", index=df.index)
     split.loc[rest.index] = split_by_identity(rest, seed, val_frac, 0.0, "korean", ("train", "val"))

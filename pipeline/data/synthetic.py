@@ -31,6 +31,10 @@ class Person:
     ages_years: tuple[float, ...]
     split_hint: str
 
+    @property
+    def person_id(self) -> str:
+        return f"{self.domain[0]}{self.index:05d}"
+
 
 # ------------------------------------------------------------------------------------------- age distributions
 def sample_general_ages(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -55,7 +59,7 @@ def plan_persons(cfg: SyntheticConfig, seed: int) -> list[Person]:
     rng = np.random.default_rng([seed, 0])
     persons: list[Person] = []
     g_lo, g_hi = cfg.general_photos
-    test_ids = set(rng.permutation(cfg.n_general_persons)[: round(cfg.general_test_frac * cfg.n_general_persons)])
+    test_ids = set(rng.permutation(cfg.n_general_persons)[: round(cfg.official_test_frac * cfg.n_general_persons)])
     for i in range(cfg.n_general_persons):
         n = int(rng.integers(g_lo, g_hi + 1))
         base = float(sample_general_ages(rng, 1)[0])
@@ -127,7 +131,8 @@ def apparent_age(true_age: float, traits: Traits, domain: str, noise: float) -> 
 
 def person_apparent_ages(person: Person, cfg: SyntheticConfig, seed: int
                          ) -> tuple[Traits, list[float], np.random.Generator]:
-    """Identity and apparent ages of one person, before any pixel: the floor's Monte-Carlo check uses this."""
+    """Identity and apparent ages of one person, before any pixel: the renderer draws these, and
+    tests/test_synthetic.py's Monte-Carlo check of the floor samples them."""
     rng = np.random.default_rng([seed, DOMAIN_CODE[person.domain], person.index])
     traits = draw_traits(rng, person.domain, cfg)
     noise = rng.normal(0, cfg.age_noise_years, size=len(person.ages_years))

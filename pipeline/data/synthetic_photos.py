@@ -27,7 +27,7 @@ def render_person(args: tuple[Person, SyntheticConfig, int, int, str]) -> list[P
     """All photos of one person; seeded by (seed, domain, index) so worker scheduling cannot change bytes."""
     person, cfg, seed, size, out_dir = args
     traits, apparent_years, rng = person_apparent_ages(person, cfg, seed)
-    pid = f"{person.domain[0]}{person.index:05d}"
+    pid = person.person_id
     photos = []
     for k, (age, apparent) in enumerate(zip(person.ages_years, apparent_years)):
         jpeg = photograph(render_face(traits, apparent, size, rng), size, rng)

@@ -167,7 +167,7 @@ def prepare_batch(sources: Sequence[Source], settings: FaceSettings,
 
 
 def prepare(source: Source, settings: FaceSettings, detector: FaceDetector | None = None) -> PreparedFace:
-    """One photo -> model input. Raises PhotoError (reason not_found, unreadable, truncated, too_small).
+    """One photo -> model input. Raises PhotoError (a reason of pipeline.faces.photo.REASONS, e.g. too_large, blank).
 
     With face: mtcnn and no face found, returns the centre crop with fallback="center_crop" (drop_reason
     "no_face"): predict keeps it flagged, cache building drops it. Pass a detector to reuse its weights.
@@ -188,7 +188,8 @@ def _worker_detector(settings: FaceSettings) -> FaceDetector:
 
 
 def _init_worker(threads: int) -> None:
-    # a forked child must not reuse the parent's OpenMP pool; one thread per process also avoids oversubscription
+    # a forked child must not reuse the parent's OpenMP pool; cpu_count // workers threads each keep the
+    # processes from oversubscribing the cores
     torch.set_num_threads(threads)
 
 
@@ -201,7 +202,7 @@ def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int
                  device: str | None = None, desc: str = "faces") -> Iterable[PreparedFace | PhotoError]:
     """prepare() for many photos, in input order, with a progress bar; errors are yielded, not raised.
 
-    On the CPU, `workers` processes (1 torch thread each) share the photos in chunks; with workers <= 1 or a
+    On the CPU, `workers` processes (cpu_count // workers torch threads each) share the photos in chunks; with workers <= 1 or a
     CUDA device, one process detects in batches of equal-size photos.
     """
     chunks = [list(sources[i:i + chunk_size]) for i in range(0, len(sources), chunk_size)]

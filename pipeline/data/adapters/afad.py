@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.adapters.common import frame, images_under, require_dir
+from pipeline.data.adapters.common import absolute, frame, images_under, require_dir
 
 LAYOUT = "<root>/<age>/<111 (male) | 112 (female)>/<id>.jpg"
 
@@ -16,6 +16,6 @@ def read(root: Path, domain: str) -> pd.DataFrame:
     for path in images_under(root):
         parts = path.relative_to(root).parts
         if len(parts) == 3 and parts[0].isdigit() and parts[1] in ("111", "112"):
-            rows.append({"path": str(path.resolve()), "person_id": f"afad_{parts[0]}_{parts[1]}_{path.stem}",
+            rows.append({"path": str(absolute(path)), "person_id": f"afad_{parts[0]}_{parts[1]}_{path.stem}",
                          "age": int(parts[0])})
     return frame(rows, domain, "afad", root, LAYOUT)

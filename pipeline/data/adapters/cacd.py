@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.adapters.common import frame, images_under, match_names, require_dir
+from pipeline.data.adapters.common import absolute, frame, images_under, match_names, require_dir
 
 LAYOUT = "<root>/**/<age>_<Name_Parts>_<nnnn>.jpg, e.g. 53_Robin_Williams_0001.jpg"
 
@@ -13,5 +13,5 @@ LAYOUT = "<root>/**/<age>_<Name_Parts>_<nnnn>.jpg, e.g. 53_Robin_Williams_0001.j
 def read(root: Path, domain: str) -> pd.DataFrame:
     require_dir(root, "CACD", LAYOUT)
     matched = match_names(images_under(root), r"(\d{1,3})_(.+)_(\d{4})\.(?i:jpg|jpeg|png)", "cacd", root)
-    rows = [{"path": str(p.resolve()), "person_id": f"cacd_{m.group(2)}", "age": int(m.group(1))} for p, m in matched]
+    rows = [{"path": str(absolute(p)), "person_id": f"cacd_{m.group(2)}", "age": int(m.group(1))} for p, m in matched]
     return frame(rows, domain, "cacd", root, LAYOUT)

@@ -1,4 +1,5 @@
-"""Helpers shared by the adapters: layout errors, the photo suffixes and the manifest frame they all return."""
+"""Helpers shared by the adapters: layout errors, the photo suffixes, absolute paths and the manifest frame they all
+return."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +7,9 @@ import re
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.data.manifest import with_optional_columns
+from pipeline.data.paths import absolute
 
 log = logging.getLogger(__name__)
 # photo files the adapters and `pipeline.predict` pick up from a folder
@@ -24,7 +28,8 @@ def require_dir(root: Path, name: str, layout: str) -> Path:
 
 
 def images_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Photo files under `root`, sorted; links too (a symlink loop is no file, but pipeline.data.paths names it)."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_symlink() or p.is_file()))
 
 
 def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -> pd.DataFrame:
@@ -32,10 +37,7 @@ def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -
         raise LayoutError(f"{source}: no photos found under {root}. Expected layout: {layout}")
     table = pd.DataFrame(rows)
     table["domain"] = domain
-    for column in ("split_hint", "date"):
-        if column not in table:
-            table[column] = ""
-    return table[["path", "person_id", "age", "domain", "split_hint", "date"]]
+    return with_optional_columns(table)[["path", "person_id", "age", "domain", "split_hint", "date"]]
 
 
 def match_names(paths: list[Path], pattern: str, source: str, root: Path) -> list[tuple[Path, re.Match]]:

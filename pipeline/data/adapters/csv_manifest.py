@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.adapters.common import LayoutError, require_dir
-from pipeline.data.manifest import read_table
+from pipeline.data.adapters.common import LayoutError, absolute, require_dir
+from pipeline.data.manifest import read_table, with_optional_columns
 
 LAYOUT = "<root>/manifest.csv with columns path,person_id,age[,date] (date as YYYY-MM-DD)"
 
@@ -18,9 +18,7 @@ def read(root: Path, domain: str) -> pd.DataFrame:
         raise LayoutError(f"manifest.csv not found under {root}; expected {LAYOUT}")
     table = read_table(path)
     if "path" in table:
-        table["path"] = [str(p if Path(p).is_absolute() else (root / p).resolve()) for p in table["path"]]
+        # not resolved: a row may leave the root (`../..`, an absolute path, a link); pipeline.data.paths refuses it
+        table["path"] = [str(absolute(root / p)) if isinstance(p, str) else p for p in table["path"]]
     table["domain"] = domain  # the role decides the domain, whatever the file says
-    for column in ("split_hint", "date"):
-        if column not in table:
-            table[column] = ""
-    return table
+    return with_optional_columns(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.adapters.common import LayoutError, frame, require_dir
+from pipeline.data.adapters.common import LayoutError, absolute, frame, require_dir
 
 LAYOUT = "<root>/train/*.jpg, <root>/test/*.jpg, <root>/list/{train,test}_name.txt and {train,test}_age.txt"
 
@@ -32,6 +32,6 @@ def read(root: Path, domain: str) -> pd.DataFrame:
         if not folder.is_dir():
             raise LayoutError(f"{split}/ not found under {root}; expected MegaAge-Asian layout {LAYOUT}")
         for name, age in zip(names, ages):
-            rows.append({"path": str((folder / name).resolve()), "person_id": f"megaage_{split}_{Path(name).stem}",
+            rows.append({"path": str(absolute(folder / name)), "person_id": f"megaage_{split}_{Path(name).stem}",
                          "age": age, "split_hint": split})
     return frame(rows, domain, "megaage_asian", root, LAYOUT)

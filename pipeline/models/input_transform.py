@@ -1,4 +1,4 @@
-"""The models' input step: uint8 photos -> normalised floats, with training-time batch augmentation, on the
+"""The models' input transform: uint8 photos -> normalised floats, with training-time batch augmentation, on the
 batch's device. Part of every model, so a saved model carries its own normalisation."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Preprocess(nn.Module):
+class InputTransform(nn.Module):
     """uint8 (N, C, H, W) -> normalised float; in training mode also flip, small affine and colour jitter.
 
     Vectorised over the batch (one grid_sample), so it costs little next to the encoder on 2 CPU cores.

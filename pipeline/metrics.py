@@ -9,12 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.data.splits import BAND_NAMES, age_band
+from pipeline.data.sequences import chance_accuracy
+from pipeline.data.splits import BAND_NAMES, MIN_TEST_PERSONS, age_band
 from pipeline.models.tasks import to_years
 
 log = logging.getLogger(__name__)
 CS_LEVELS = (3, 5, 7)
-MIN_BOOTSTRAP_PERSONS = 5
+CS_MAX_YEARS = 15  # the CS curve's last error level, years
+MIN_BOOTSTRAP_PERSONS = MIN_TEST_PERSONS  # the number split_korean checks
 
 
 class TooFewPersonsError(ValueError):
@@ -49,7 +51,7 @@ def age_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
     return metrics
 
 
-def cs_curve(pred: np.ndarray, true: np.ndarray, max_years: int = 15) -> np.ndarray:
+def cs_curve(pred: np.ndarray, true: np.ndarray, max_years: int = CS_MAX_YEARS) -> np.ndarray:
     abs_err = np.abs(pred - true)
     return np.array([(abs_err <= n).mean() for n in range(max_years + 1)])
 
@@ -152,10 +154,11 @@ def pretext_metrics(logits: np.ndarray, labels: np.ndarray, perms: np.ndarray) -
     if len(labels) == 0:
         raise ValueError("no val tuples to score the pretext on; check metrics/sequences.json")
     top3 = np.argsort(-logits, axis=1)[:, :3]
-    n_classes = len(perms)
+    n_classes = len(perms)  # T! for tuples of T = perms.shape[1] photos
     return {"val_acc": float((top3[:, 0] == labels).mean()), "val_top3": float((top3 == labels[:, None]).any(1).mean()),
             "val_kendall_tau": float(kendall_tau(perms[top3[:, 0]], perms[labels]).mean()),
-            "chance_acc": 1 / n_classes, "chance_top3": min(1.0, 3 / n_classes), "chance_kendall_tau": 0.0}
+            "chance_acc": chance_accuracy(perms.shape[1]), "chance_top3": min(1.0, 3 / n_classes),
+            "chance_kendall_tau": 0.0}
 
 
 @torch.inference_mode()

@@ -1,0 +1,152 @@
+"""The training stages' sections: the shared `budget`, `pretrain_vcop`, and the four age conditions' stages."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from pipeline.config.loader import check, check_unused
+
+AgeLoss = Literal["l1", "smooth_l1"]  # the age loss of every age-training stage (train.age_step)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """Optimisation of one training phase: a `budget` phase, or pretrain_vcop's own."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1.0e-4
+    warmup_epochs: float = 0.5
+    grad_clip: float = 5.0
+    patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
+    ema_decay: float = 0.0  # > 0: validate, select and return an EMA of the weights with this decay per step
+    amp: bool = True  # only takes effect on CUDA
+    num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
+    # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
+    # writing it every epoch cost ~19% of a short epoch on 2 cores (benchmarks/train_overhead.py)
+    checkpoint_every_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        check(self.ema_decay == 0 or 0.5 <= self.ema_decay < 1, f"ema_decay must be 0 (off) or in [0.5, 1), got "
+              f"{self.ema_decay}")
+        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
+              f"{self.checkpoint_every_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(OptimConfig):
+    """What fit() runs: one phase's optimisation plus the seed of its shuffles and initialisation."""
+
+    seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class KoreanPhaseConfig(OptimConfig):
+    """`budget.korean`: the Korean phase's optimisation, plus what keeps the general domain in it."""
+
+    # share of each Korean training batch drawn from general *training* photos (against forgetting); an epoch
+    # is still one pass over the Korean labelled photos, so a share m takes 1/(1-m) times the steps. Tuned
+    # (chosen on validation, docs/recipe.md), so params.yaml must say it: no code default
+    general_mix: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 <= self.general_mix < 0.9, f"general_mix must be in [0, 0.9), got {self.general_mix}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """Section `budget`: the labelled-training budget shared by every age condition (fair comparison)."""
+
+    general: OptimConfig
+    korean: KoreanPhaseConfig
+    # a phase that starts from trained weights (fine-tuning) scores them on val as epoch 0 and keeps them when no
+    # epoch beats them, so it never returns weights worse on val than it started with
+    select_start: bool = True
+
+    def phase(self, name: Literal["general", "korean"], seed: int) -> TrainConfig:
+        optim = {f.name for f in fields(OptimConfig)}
+        return TrainConfig(seed=seed, **{k: v for k, v in asdict(getattr(self, name)).items() if k in optim})
+
+
+@dataclass(frozen=True, kw_only=True)
+class VCOPConfig(TrainConfig):
+    """Section `pretrain_vcop`: the pretext task."""
+
+    encoder: str
+    encoder_weights: str  # none | imagenet | path to a state dict: the same as train_baseline's
+    head_hidden: int = 512  # the pairwise head's hidden width
+    dropout: float = 0.5  # in the pairwise head
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgeTrainingConfig:
+    """What every age-training stage shares: its seed, its loss and a scale on the budget's lr."""
+
+    seed: int
+    loss: AgeLoss = "l1"
+    lr_scale: float = 1.0  # multiplies the budget's lr (e.g. gentler fine-tuning)
+
+    def __post_init__(self) -> None:
+        check(self.lr_scale > 0, f"lr_scale must be > 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainBaselineConfig(AgeTrainingConfig):
+    """Section `train_baseline`: an age regressor on the general set, from `encoder_weights`."""
+
+    encoder: str
+    encoder_weights: str  # none | imagenet | path to a local state dict (docs/recipe.md)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneKoreanConfig(AgeTrainingConfig):
+    """Section `finetune_korean`: train_baseline's model (its encoder included) fine-tuned on Korean labels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownstreamConfig(AgeTrainingConfig):
+    """Section `downstream`: the VCOP-pretrained encoder trained for age under `protocol`."""
+
+    encoder: str = ""  # empty: pretrain_vcop's encoder; set, it must match it
+    protocol: Literal["general_then_korean", "korean_only", "linear_probe"] = "general_then_korean"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiTrainConfig(AgeTrainingConfig):
+    """Section `multitrain`: a VCOP encoder and an age encoder of different architectures, coupled."""
+
+    age_encoder: str
+    vcop_encoder: str
+    age_encoder_weights: str  # the same as train_baseline's and pretrain_vcop's encoder_weights
+    vcop_encoder_weights: str = "none"
+    coupling: Literal["shared_head", "distill", "rank", "none"]
+    vcop_weight: float
+    # a default only so that check_unused can tell when it is changed beside coupling `none` (params.yaml's)
+    coupling_weight: float = 0.25
+    tuple_batch_size: int  # VCOP tuples paired with every labelled age batch
+    rank_margin_years: float = 1.0  # the `rank` coupling's margin between ages of a tuple's neighbours
+    head_hidden: int = 512  # VCOP head, as in pretrain_vcop
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.vcop_weight >= 0, f"vcop_weight must be >= 0, got {self.vcop_weight}")
+        check(self.coupling_weight >= 0, f"coupling_weight must be >= 0, got {self.coupling_weight}")
+        check(self.tuple_batch_size >= 2, f"tuple_batch_size must be >= 2, got {self.tuple_batch_size}")
+        check(self.age_encoder != self.vcop_encoder, "age_encoder and vcop_encoder must be different "
+              f"architectures (both are '{self.age_encoder}'); the same-architecture case is `downstream`")
+        if self.coupling == "none":
+            check_unused(self, ["coupling_weight"], "with coupling 'none' (there is no coupling loss)")
+        if self.coupling != "rank":
+            check_unused(self, ["rank_margin_years"], f"with coupling '{self.coupling}' (it is the rank "
+                         "coupling's margin)")

@@ -1,0 +1,62 @@
+"""Where the pipeline's files live: the data cache, splits, VCOP tuples, model files and training outputs.
+
+A training stage runs once per training seed k; each run's outputs sit under `<stage>/seed<k>` (run_name).
+
+Training (phases, stages) and evaluation (artifacts, comparison, predict) both find files here, so neither
+imports the other for a path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+CACHE = Path("data/cache")
+SPLITS = Path("data/splits")
+SEQUENCES = Path("data/sequences")  # train.csv, val.csv, sampling.json (+ train_photos.csv when resampling)
+HISTORY, TRAIN_METRICS = Path("metrics/history"), Path("metrics/train")
+# condition (row of the comparison, in report order) -> the stage whose model it evaluates
+CONDITION_STAGES = {"baseline": "train_baseline", "finetune_korean": "finetune_korean", "downstream": "downstream",
+                    "multitrain": "multitrain"}
+CONDITIONS = tuple(CONDITION_STAGES)
+# training phase -> (labelled training split, validation split); Korean labels obey the label budget
+PHASE_SPLITS: dict[str, tuple[str, str]] = {
+    "general": ("general_train", "general_val"),
+    "korean": ("korean_train_labelled", "korean_val"),
+}
+
+
+def split_path(name: str) -> Path:
+    return SPLITS / f"{name}.csv"
+
+
+def tuples_path(split: str) -> Path:
+    """build_sequences' fixed VCOP tuples of a split (`train` or `val`)."""
+    return SEQUENCES / f"{split}.csv"
+
+
+def sequence_files() -> list[Path]:
+    """Everything build_sequences wrote (sorted: glob order is the file system's): a checkpoint's data key."""
+    return sorted(p for p in SEQUENCES.glob("*") if p.is_file())
+
+
+def run_name(stage: str, seed: int) -> str:
+    """One training run of a stage, `<stage>/seed<k>`: the folder or file stem of each of its outputs
+    (models/<run>/model.pt, metrics/train/<run>.json, metrics/history/<run>.csv, .checkpoints/<run>/)."""
+    return f"{stage}/seed{seed}"
+
+
+def model_path(stage: str, seed: int) -> Path:
+    return Path("models") / run_name(stage, seed) / "model.pt"
+
+
+def trained_seeds(stage: str) -> list[int]:
+    """The training seeds whose model file of `stage` exists, ascending."""
+    runs = (p.parent.name for p in (Path("models") / stage).glob("seed*/model.pt"))
+    return sorted(int(run[4:]) for run in runs if run[4:].isdigit())
+
+
+def train_metrics_path(stage: str, seed: int) -> Path:
+    return TRAIN_METRICS / f"{run_name(stage, seed)}.json"
+
+
+def history_path(stage: str, seed: int) -> Path:
+    return HISTORY / f"{run_name(stage, seed)}.csv"
