@@ -1,11 +1,11 @@
-"""The weight average that validation scores: its arithmetic, and that fit() returns and resumes it exactly."""
+"""The weight average that validation scores: its arithmetic, and that fit() returns it (resume: test_train)."""
 import pytest
 import torch
 from torch import nn
 
 from pipeline import train
 from pipeline.averaging import WeightAverage
-from tests.test_train import CPU, Interrupt, cfg, fresh_model, toy_images, toy_loaders
+from tests.test_train import CPU, cfg, fresh_model, toy_images, toy_loaders
 
 
 def test_average_follows_the_decay_ramp_and_copies_integer_buffers():
@@ -42,26 +42,3 @@ def test_fit_returns_the_average_not_the_last_step(tmp_path):
     for name, tensor in averaged.state_dict().items():
         assert torch.equal(tensor, best[name]), name
     assert result.best["val_mae"] == min(row["val_mae"] for row in result.history)
-
-
-def test_interrupted_averaged_run_resumes_to_identical_weights(tmp_path):
-    images, table = toy_images()
-    c = cfg(epochs=3, ema_decay=0.9)
-    torch.manual_seed(123)
-    full = fresh_model()
-    train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)
-    calls = {"n": 0}
-
-    def dying_step(model, batch):  # dies in epoch 2, after epoch 1's checkpoint
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise Interrupt
-        return train.age_step(model, batch)
-
-    torch.manual_seed(123)
-    with pytest.raises(Interrupt):
-        train.fit(fresh_model(), toy_loaders(images, table, c), dying_step, c, tmp_path / "cut", CPU)
-    resumed = fresh_model()
-    train.fit(resumed, toy_loaders(images, table, c), train.age_step, c, tmp_path / "cut", CPU)
-    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name

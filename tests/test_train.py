@@ -74,9 +74,10 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])  # with a weight average the checkpoint must carry it too
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay):
     images, table = toy_images()
-    c = cfg(epochs=3)
+    c = cfg(epochs=3, ema_decay=ema_decay)
     torch.manual_seed(123)
     full = fresh_model()
     train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)
