@@ -9,7 +9,7 @@ from torch import nn
 
 
 class WeightAverage:
-    """`module` holds the average of `source`'s weights; update() after every optimizer step.
+    """`module` holds the average of `model`'s weights; update() after every optimizer step.
 
     The decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates (as timm's ModelEmaV3 warm-up does), so a
     freshly initialised head is forgotten within tens of steps instead of dominating the first epochs. BatchNorm's
@@ -19,26 +19,22 @@ class WeightAverage:
     def __init__(self, model: nn.Module, decay: float):
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
-        self.decay, self.updates, self.source = decay, 0, model
+        self.decay, self.updates = decay, 0
         self.module = copy.deepcopy(model).requires_grad_(False)
-
-    def _pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
-                                               list[torch.Tensor]]:
-        averaged, current = self.module.state_dict(), self.source.state_dict()
-        if averaged.keys() != current.keys():
-            raise ValueError("the averaged model and the trained model have different tensors")
+        # state_dict() tensors share storage with the live parameters and buffers (load_state_dict copies into
+        # them), so the pairs are built once here, not on every optimizer step
+        averaged, current = self.module.state_dict(), model.state_dict()
         floats = [k for k, v in current.items() if v.dtype.is_floating_point]
-        others = [k for k in current if k not in set(floats)]
-        return ([averaged[k] for k in floats], [current[k].detach() for k in floats],
-                [averaged[k] for k in others], [current[k] for k in others])
+        others = [k for k, v in current.items() if not v.dtype.is_floating_point]
+        self._avg_floats, self._floats = [averaged[k] for k in floats], [current[k].detach() for k in floats]
+        self._avg_others, self._others = [averaged[k] for k in others], [current[k] for k in others]
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        avg_floats, floats, avg_others, others = self._pairs()
-        torch._foreach_lerp_(avg_floats, floats, 1.0 - decay)
-        for target, source in zip(avg_others, others):
+        torch._foreach_lerp_(self._avg_floats, self._floats, 1.0 - decay)
+        for target, source in zip(self._avg_others, self._others):
             target.copy_(source)
 
     def state(self) -> dict:
