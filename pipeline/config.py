@@ -193,13 +193,18 @@ class DataConfig:
     min_age: float = 0.0
     max_age: float = 80.0
     # how a real photo becomes model input (pipeline/faces): none = it is a face crop (centre square, resized);
-    # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context.
-    # Synthetic photos are rendered as aligned crops and always take `none`. The model file records these.
-    face: Literal["none", "mtcnn"] = "none"
+    # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context;
+    # landmarks = the same alignment from the 5 points the photo's label carries (no detector). `general_face` /
+    # `korean_face` override `face` for one role (e.g. MegaAge's crops + AIHub's whole photos). Synthetic photos
+    # are rendered as aligned crops and always take `none`. The model file records these.
+    face: Literal["none", "mtcnn", "landmarks"] = "none"
+    general_face: Literal["", "none", "mtcnn", "landmarks"] = ""
+    korean_face: Literal["", "none", "mtcnn", "landmarks"] = ""
     face_margin: float = 0.25  # context around the template's face: 0.25 keeps forehead and chin
     face_template: Literal["arcface"] = "arcface"
     face_min_size: int = 20  # smallest face the detector finds, px in its copy of the photo
     face_max_side: int = 400  # the detector sees the photo shrunk to this long side
+    workers: int = 0  # processes that prepare the photos; 0 = every core this process may use
     synthetic: SyntheticConfig | None = None  # required when a role's source is synthetic
 
     def __post_init__(self) -> None:
@@ -213,13 +218,23 @@ class DataConfig:
                f"{self.min_age}..{self.max_age}")
         _check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),
                "synthetic: required when data.general or data.korean is 'synthetic'")
+        _check(self.workers >= 0, f"workers must be >= 0 (0 = every core), got {self.workers}")
+        labelled = REGISTRIES["landmark_source"]() if "landmark_source" in REGISTRIES else None
         for role, (source, root) in self.roles().items():
             _check(source == "synthetic" or bool(root), f"{role}_root (or root): needed for source '{source}'")
+            face = self.role_faces()[role]
+            _check(face != "landmarks" or source == "synthetic" or labelled is None or source in labelled,
+                   f"{role}_face (or face): landmarks needs a source whose labels carry face points "
+                   f"({', '.join(labelled or [])}); '{source}' has none: use mtcnn (whole photos) or none (crops)")
 
     def roles(self) -> dict[str, tuple[str, str]]:
         """role -> (source, root): a role's own root, else the shared `root` (empty for synthetic)."""
         return {"general": (self.general, self.general_root or self.root),
                 "korean": (self.korean, self.korean_root or self.root)}
+
+    def role_faces(self) -> dict[str, str]:
+        """role -> its face mode: a role's own `<role>_face`, else the shared `face`."""
+        return {"general": self.general_face or self.face, "korean": self.korean_face or self.face}
 
     @property
     def uses_synthetic(self) -> bool:

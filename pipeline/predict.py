@@ -1,7 +1,8 @@
 """Predict ages: python -m pipeline.predict --model <condition | path/to/model.pt> <image|folder>... [--out CSV]
 
 The model file alone is enough: it records how its inputs were made (pipeline.faces settings: detector, template,
-margin, image size) and the ages it was trained on, so predict reads neither the data cache nor params.yaml and
+margin, image size; a model trained on label-landmark crops, `face: landmarks`, is given MTCNN's crop on the same
+template) and the ages it was trained on, so predict reads neither the data cache nor params.yaml and
 runs from any directory. Each photo goes through the same preprocessing as the training photos (EXIF applied,
 then the recorded face settings). One output row per face found; every other outcome is a named row too:
 
@@ -85,7 +86,7 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
             device: torch.device | None = None) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
-    settings = FaceSettings.from_dict(payload["preprocess"])
+    settings = FaceSettings.from_dict(payload["preprocess"]).for_new_photos()  # landmarks -> mtcnn: no label here
     if no_detect:
         settings = replace(settings, face="none")  # the inputs already are crops: centre square, resized
     low, high = payload.get("age_range", (-np.inf, np.inf))
@@ -141,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         return 2
-    settings = FaceSettings.from_dict(payload["preprocess"])
-    log.info("model %s: %s, face %s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
+    trained = FaceSettings.from_dict(payload["preprocess"])
+    settings = trained.for_new_photos()
+    log.info("model %s: %s, face %s%s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
+             f" (trained on {trained.face}: the same template and margin)" if trained != settings else "",
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device)
     runtime.write_csv(args.out, table)

@@ -9,13 +9,15 @@ import pandas as pd
 
 from pipeline.config import REGISTRIES, DataConfig
 from pipeline.data import floor, synthetic_photos
-from pipeline.data.adapters import ADAPTERS
+from pipeline.data.adapters import ADAPTERS, LANDMARK_SOURCES
+from pipeline.data.adapters.common import DROPPED
 from pipeline.data.manifest import validate
 
 log = logging.getLogger(__name__)
 SYNTHETIC_DIR = Path("data/raw/synthetic")
 SOURCES = ("synthetic", *ADAPTERS)
 REGISTRIES["source"] = lambda: list(SOURCES)  # data.general / data.korean are checked when they load
+REGISTRIES["landmark_source"] = lambda: list(LANDMARK_SOURCES)  # data.<role>_face: landmarks needs one
 
 
 def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -36,8 +38,9 @@ def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
     return manifest["domain"].isin(synthetic_roles)  # a photo's domain is its role
 
 
-def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
-    """The manifest of both roles (general, korean) and what is known about the data (e.g. its Bayes floor)."""
+def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict, list[dict]]:
+    """The manifest of both roles (general, korean), what is known about the data (e.g. its Bayes floor) and the
+    files the sources left out ({path, reason, error}: a photo without its label, a contradictory label, ...)."""
     roles = cfg.roles()  # source names and roots were checked when params loaded (DataConfig, REGISTRIES)
     if SYNTHETIC_DIR.exists():
         shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
@@ -49,15 +52,22 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
         frames.append(frame)
     else:  # DVC warns on every run about an empty output folder; say why it is empty instead
         (SYNTHETIC_DIR / "NO_SYNTHETIC_ROLE.txt").write_text("no role of this run uses the synthetic source\n")
+    dropped: list[dict] = []
     for role, (source, root) in roles.items():
         if source != "synthetic":
-            frames.append(validate(ADAPTERS[source](Path(root).expanduser(), role), f"{source} data under {root}"))
+            table = ADAPTERS[source](Path(root).expanduser(), role)
+            dropped += table.attrs.pop(DROPPED, [])
+            frames.append(validate(table, f"{source} data under {root}"))
             log.info("%s role: %d photos of %d persons from %s (%s)", role, len(frames[-1]),
                      frames[-1]["person_id"].nunique(), source, root)
+    if dropped:
+        counts = pd.Series([d["reason"] for d in dropped]).value_counts().sort_index()
+        log.warning("the sources left out %d file(s) (%s), listed with their reason in dropped.csv (first: %s)",
+                    len(dropped), ", ".join(f"{r}: {c}" for r, c in counts.items()), dropped[0]["error"])
     manifest = validate(pd.concat(frames, ignore_index=True), "data manifest", root=Path("."))
     out_of_range = (manifest["age"] < cfg.min_age) | (manifest["age"] > cfg.max_age)
     if out_of_range.any():
         log.warning("dropping %d photo(s) with ages outside data.min_age..max_age (%g..%g)", int(out_of_range.sum()),
                     cfg.min_age, cfg.max_age)
         manifest = manifest[~out_of_range].reset_index(drop=True)
-    return manifest, info
+    return manifest, info, dropped
