@@ -7,6 +7,7 @@ import pandas as pd
 
 from pipeline import config, runtime
 from pipeline.data import cache, cache_build, sources, summary
+from pipeline.data.cache_resume import RESUME_DIR
 
 MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
 SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
@@ -19,7 +20,8 @@ def main() -> None:
     table, info, left_out = sources.build_manifest(cfg)
     runtime.write_csv(MANIFEST, table)
     meta = cache_build.build_cache(table, Path("."), CACHE, cache_build.face_settings(cfg), workers=cfg.workers or None,
-                                   crops=sources.rendered_crops(cfg, table).to_numpy(), dropped=left_out)
+                                   crops=sources.rendered_crops(cfg, table).to_numpy(), dropped=left_out,
+                                   resume_dir=RESUME_DIR)
     summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 

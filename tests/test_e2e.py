@@ -201,7 +201,8 @@ def test_exp_run_with_face_detection_on_the_smoke_profile(project, tmp_path):
     the detector settings that predict then applies to a real photo, from outside the project."""
     dvc("exp", "run", "-S", "data.face=mtcnn", cwd=project)
     meta = json.loads((project / "data/cache/meta.json").read_text())
-    assert meta["face"]["face"] == "mtcnn" and meta["n_as_crops"] == meta["n_images"] > 0
+    assert meta["face"]["general"]["face"] == meta["face"]["korean"]["face"] == "mtcnn"
+    assert meta["n_as_crops"] == meta["n_images"] > 0
     assert meta["n_dropped"] == 0
     assert "n_faces" in pd.read_csv(project / "data/cache/index.csv", nrows=1).columns
     assert all(math.isfinite(v) for v in numbers(json.loads((project / "metrics/eval/baseline.json").read_text())))

@@ -21,7 +21,7 @@ from pipeline import runtime
 from pipeline.config import DataConfig
 from pipeline.data.adapters.common import FACE_LABEL_COLUMNS, SOURCE_REASONS
 from pipeline.data.cache import DROPPED, IMAGES, INDEX, META
-from pipeline.data.cache_resume import RESUME_DIR, PartialBuild, fingerprint
+from pipeline.data.cache_resume import PartialBuild, fingerprint
 from pipeline.data.manifest import DOMAINS, resolve
 from pipeline.faces import FaceLabel, FaceSettings, PhotoError, prepare_many
 from pipeline.faces.preprocess import DROP_REASONS
@@ -87,7 +87,7 @@ def _outcome(result, source: Path, settings: FaceSettings) -> tuple[dict, np.nda
 def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
                 settings: FaceSettings | Mapping[str, FaceSettings], workers: int | None = None,
                 crops: np.ndarray | None = None, dropped: Sequence[dict] = (),
-                resume_dir: Path = RESUME_DIR) -> dict:
+                resume_dir: Path | None = None) -> dict:
     """Prepare all rows; unusable photos are dropped and listed with their reason in dropped.csv, never silently.
 
     settings: one FaceSettings for every row, or one per role (a row's role is its `domain`). crops: one bool per
@@ -96,7 +96,8 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     dropped.csv. workers: processes (None: every core). Writes images.npy, index.csv (the kept manifest rows,
     row i is image i, plus FACE_COLUMNS when a face was placed), dropped.csv (path, reason, error) and meta.json,
     each through a temp file so an interrupted build never leaves a valid-looking half cache; the work done so far
-    stays in `resume_dir` and a rerun on the same photos and settings continues from it.
+    stays in `resume_dir` (default: .<out_dir name>.partial beside it; prepare_data uses RESUME_DIR) and a rerun
+    on the same photos and settings continues from it.
     """
     n = len(manifest)
     by_role = dict(settings) if isinstance(settings, Mapping) else {domain: settings for domain in DOMAINS}
@@ -110,7 +111,7 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     plan_texts = {plan: json.dumps(plan.to_dict(), sort_keys=True) for plan in set(plans)}
     key = fingerprint(paths, [f"{plan_texts[plan]}|{text}" for plan, text in zip(plans, label_texts)])
     workers = workers or available_cores()
-    partial = PartialBuild(resume_dir, key, n, size)
+    partial = PartialBuild(resume_dir or out_dir.with_name(f".{out_dir.name}.partial"), key, n, size)
     try:
         for plan in dict.fromkeys(plans):  # each distinct preparation, in first-seen order
             rows = [i for i in range(n) if plans[i] == plan and i not in partial.done]

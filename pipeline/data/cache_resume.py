@@ -53,6 +53,7 @@ class PartialBuild:
             del array  # a sparse file of the full size: rows are filled in as they are prepared
             (folder / JOURNAL).touch()
             (folder / KEY).write_text(f"{key} {self.shape}\n")
+        self._cut_partial_line()
         self.done = dict(self._journal())
         self.offset = np.load(folder / IMAGES, mmap_mode="r").offset  # where row 0 starts, after the .npy header
         self.fd = os.open(folder / IMAGES, os.O_RDWR)
@@ -67,6 +68,14 @@ class PartialBuild:
                 (self.folder / IMAGES).stat().st_size >= self.shape[0] * self.row_bytes
         except OSError:
             return False
+
+    def _cut_partial_line(self) -> None:
+        """A kill mid-write leaves a line without its newline: cut it, so the next line starts afresh."""
+        path = self.folder / JOURNAL
+        text = path.read_bytes()
+        if text and not text.endswith(b"\n"):
+            with open(path, "r+b") as fh:
+                fh.truncate(text.rfind(b"\n") + 1)
 
     def _journal(self) -> Iterator[tuple[int, dict]]:
         with open(self.folder / JOURNAL, encoding="utf-8") as fh:
