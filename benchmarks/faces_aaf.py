@@ -49,8 +49,7 @@ def sample(root: Path, limit: int) -> list[Path]:
 
 def aaf_points(root: Path, photo: Path) -> np.ndarray:
     """AAF's landmarks reduced to the template's order: eye centres, nose tip (unused), mouth corners (5, 2)."""
-    points = np.loadtxt(root / "key points" / f"{photo.stem}.txt")  # (49, 2), original-image pixels
-    return np.stack([points[19:25].mean(0), points[25:31].mean(0), points[16], points[31], points[37]])
+    return aaf.five_points(np.loadtxt(root / "key points" / f"{photo.stem}.txt"))  # (49, 2), original pixels
 
 
 def eye_error_pct(landmarks: np.ndarray, reference: np.ndarray, settings: FaceSettings) -> float:

@@ -35,14 +35,17 @@ def save_model(path: Path, model: nn.Module, kind: Literal["age", "vcop"], encod
 
 
 def input_record(trained_on: Sequence[str] = ()) -> dict:
-    """What a model file needs so predict needs nothing else: `face_settings`, the face settings the cache was built
-    with (pipeline.faces.FaceSettings.to_dict()), and for an age model `age_range`, the [min, max] of the ages of
-    its labelled training splits (`trained_on`: phases, e.g. ["general", "korean"]), and their names."""
+    """What a model file needs so predict needs nothing else: `face_settings`, the face settings (pipeline.faces.
+    FaceSettings.to_dict()) of the role whose photos the model is for (the Korean role's when it learned Korean
+    photos or VCOP, else the general role's), `face_settings_by_role` (each role's), and for an age model
+    `age_range`, the [min, max] of the ages of its labelled training splits (`trained_on`: phases, e.g.
+    ["general", "korean"]), and their names."""
     meta = runtime.read_json(CACHE / META)
-    if "face" not in meta:
-        raise ValueError(f"{CACHE / META} does not say how its photos were prepared (built before "
-                         "pipeline.faces); run `dvc repro prepare_data`")
-    record: dict = {FACE_SETTINGS: meta["face"]}
+    if not isinstance(meta.get("face"), dict) or "korean" not in meta["face"]:
+        raise ValueError(f"{CACHE / META} does not say how each role's photos were prepared (built by an "
+                         "older version); run `dvc repro prepare_data`")
+    role = "korean" if not trained_on or "korean" in trained_on else "general"
+    record: dict = {FACE_SETTINGS: meta["face"][role], "face_settings_by_role": meta["face"]}
     if trained_on:
         splits = [PHASE_SPLITS[phase][0] for phase in trained_on]
         ages = pd.concat([pd.read_csv(split_path(s), usecols=["age"])["age"] for s in splits])

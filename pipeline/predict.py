@@ -1,7 +1,8 @@
 """Predict ages: python -m pipeline.predict --model <condition | path/to/model.pt> <image|folder>... [--out CSV]
 
 The model file alone is enough: it records how its inputs were made (pipeline.faces settings: detector, template,
-margin, image size) and the ages it was trained on, so predict reads neither the data cache nor params.yaml and
+margin, image size; a model trained on label-landmark crops, `face: landmarks`, is given MTCNN's crop on the same
+template) and the ages it was trained on, so predict reads neither the data cache nor params.yaml and
 runs from any directory. Each photo goes through the same preprocessing as the training photos (EXIF applied,
 then the recorded face settings). One output row per face found; every other outcome is a named row too:
 
@@ -129,7 +130,8 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
             device: torch.device | None = None) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
-    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
+    # landmarks -> mtcnn: a new photo has no label
+    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload)).for_new_photos()
     if no_detect:
         settings = replace(settings, face="none")  # the inputs already are crops: centre square, resized
     low, high = payload.get("age_range", (-np.inf, np.inf))
@@ -188,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:  # OutputPathError, ModelFileError: named, nothing done
         log.error("%s", err)
         return runtime.EXIT_INPUT
-    settings = FaceSettings.from_dict(artifacts.face_settings_of(payload))
-    log.info("model %s: %s, face %s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
+    trained = FaceSettings.from_dict(artifacts.face_settings_of(payload))
+    settings = trained.for_new_photos()
+    log.info("model %s: %s, face %s%s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
+             f" (trained on {trained.face}: the same template and margin)" if trained != settings else "",
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device)
     runtime.write_csv(args.out, table)

@@ -1,11 +1,13 @@
 """Stage prepare_data: the manifest of both roles (synthetic by default), each photo prepared once into the cache
-(data.face: centre crop or detected, aligned face; unusable photos listed in data/cache/dropped.csv)."""
+(data.face / <role>_face: centre crop, or a face aligned from MTCNN's or the label's landmarks; unusable photos
+listed with their reason in data/cache/dropped.csv). A killed build resumes (pipeline.data.cache_resume)."""
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import config, runtime
 from pipeline.data import cache, cache_build, sources, summary
+from pipeline.data.cache_resume import RESUME_DIR
 
 MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
 SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
@@ -15,10 +17,12 @@ def main() -> None:
     cfg = config.load_section(config.DataConfig, "data")
     data_seed = cfg.synthetic.seed if cfg.uses_synthetic else 0
     runtime.setup(seed=data_seed, config=cfg, stage="prepare_data")
-    table, info, refused = sources.build_manifest(cfg)
+    table, info, left_out = sources.build_manifest(cfg)
     runtime.write_csv(MANIFEST, table)
     meta = cache_build.build_cache(table, Path("."), CACHE, cache_build.face_settings(cfg),
-                                   crops=sources.rendered_crops(cfg, table).to_numpy(), refused=refused)
+                                   workers=cfg.workers or None,
+                                   crops=sources.rendered_crops(cfg, table).to_numpy(), dropped=left_out,
+                                   resume_dir=RESUME_DIR)
     summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 

@@ -18,8 +18,9 @@ def main() -> None:
     if cfg.korean_test_person:
         korean["split"] = splits.split_leave_one_out(korean, cfg.korean_test_person, cfg.seed, cfg.korean_val_frac)
     else:
-        korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
-                                                   "korean")
+        # a source's own test persons (AIHub's Validation set) stay the test split; korean_test_frac then unused
+        korean["split"] = splits.split_keeping_hints(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
+                                                     "korean")
     splits.check_evaluable(korean, leave_one_out=bool(cfg.korean_test_person))
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):

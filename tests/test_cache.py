@@ -58,9 +58,10 @@ def test_unusable_photos_are_dropped_with_their_reason(tmp_path):
     assert list(dropped.columns) == ["path", "reason", "error"]
     reasons = dict(zip(dropped["path"].str.rsplit("/", n=1).str[-1], dropped["reason"]))
     assert reasons == {"a_1.jpg": "unreadable", "a_2.jpg": "truncated", "zero.jpg": "unreadable"}
-    assert meta["dropped_by_reason"] == {"bad_name": 0, "outside_root": 0, "link_loop": 0, "no_face": 0,
-                                         "not_found": 0, "unreadable": 2, "truncated": 1, "too_small": 0,
-                                         "too_large": 0, "blank": 0}
+    assert meta["dropped_by_reason"] == {"bad_name": 0, "outside_root": 0, "link_loop": 0, "no_label": 0,
+                                         "no_photo": 0, "bad_label": 0, "age_mismatch": 0, "no_face": 0,
+                                         "bad_landmarks": 0, "not_found": 0, "unreadable": 2, "truncated": 1,
+                                         "too_small": 0, "too_large": 0, "blank": 0}
     index = pd.read_csv(tmp_path / "cache" / "index.csv")
     assert len(index) == len(cache.open_images(tmp_path / "cache")) == meta["n_images"]
     assert "n_faces" not in index.columns  # no detector ran: the index is the manifest, unchanged
@@ -90,7 +91,7 @@ def test_mtcnn_cache_on_real_photos_drops_no_face_and_records_the_face(tmp_path)
     assert dict(zip(names, dropped["reason"])) == {"no_face.jpg": "no_face", "truncated.jpg": "truncated"}
     assert "no face found" in dropped.loc[dropped["reason"] == "no_face", "error"].item()
     assert meta["dropped_by_reason"]["no_face"] == 1 and meta["dropped_by_reason"]["truncated"] == 1
-    assert meta["face"] == settings.to_dict() and meta["n_as_crops"] == 1
+    assert meta["face"] == {"general": settings.to_dict(), "korean": settings.to_dict()} and meta["n_as_crops"] == 1
     index = pd.read_csv(tmp_path / "cache" / "index.csv", dtype={"person_id": str})
     assert index["person_id"].tolist() == ["upright", "rotated", "exif", "r"]
     faces = index.set_index("person_id")
@@ -107,14 +108,14 @@ def test_face_settings_come_from_params_and_synthetic_roles_are_crops(tmp_path):
     params = config.read_params()
     data = config.build(config.DataConfig, {**params["data"], "face": "mtcnn", "general": "aaf",
                                             "general_root": str(tmp_path)}, "params.yaml:data")
-    settings = cache_build.face_settings(data)
+    settings = cache_build.face_settings(data)["general"]
     assert (settings.face, settings.image_size, settings.margin, settings.template) == ("mtcnn", 48, 0.25, "arcface")
     manifest = pd.DataFrame({"domain": ["general", "korean", "korean"]})
     assert sources.rendered_crops(data, manifest).tolist() == [False, True, True]
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("face", "dlib", "data.face: expected one of 'none', 'mtcnn'"),
+    ("face", "dlib", "data.face: expected one of 'none', 'mtcnn', 'landmarks'"),
     ("face_template", "ffhq", "data.face_template: expected one of 'arcface'"),
     ("face_margin", 3.0, "face_margin must be in"),
     ("face_min_size", 8, "face_min_size must be >= 12"),

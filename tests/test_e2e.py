@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from pipeline.artifacts import CONDITIONS
@@ -230,7 +231,8 @@ def test_exp_run_with_face_detection_on_the_smoke_profile(project, tmp_path):
     the detector settings that predict then applies to a real photo, from outside the project."""
     dvc("exp", "run", "-S", "data.face=mtcnn", cwd=project)
     meta = json.loads((project / "data/cache/meta.json").read_text())
-    assert meta["face"]["face"] == "mtcnn" and meta["n_as_crops"] == meta["n_images"] > 0
+    assert meta["face"]["general"]["face"] == meta["face"]["korean"]["face"] == "mtcnn"
+    assert meta["n_as_crops"] == meta["n_images"] > 0
     assert meta["n_dropped"] == 0
     assert "n_faces" in pd.read_csv(project / "data/cache/index.csv", nrows=1).columns
     assert all(math.isfinite(v) for v in numbers(json.loads((project / "metrics/eval/baseline.json").read_text())))
@@ -285,6 +287,38 @@ def test_repro_on_real_layout_fixtures(tmp_path):
     summary = json.loads((work / "metrics/data.json").read_text())
     assert summary["general_photos"] == 64 and summary["korean_persons"] == 20
     for condition in ("baseline", "finetune_korean", "downstream", "multitrain"):
+        result = json.loads((work / f"metrics/eval/details/{condition}.json").read_text())
+        assert result["korean"]["n"] > 0 and math.isfinite(result["korean"]["mae"])
+
+
+@pytest.mark.slow
+def test_exp_run_on_an_aihub_tree_with_megaage_crops_as_the_general_role(tmp_path):
+    """AIHub's face-aging layout (every quirk of pipeline.data.aihub_fixture) as the Korean role, aligned from its
+    labels' landmarks, and MegaAge-Asian's crops as the general role, through `dvc exp run` with per-role face
+    settings: each quirk is a named outcome, each role keeps its own face mode, and the model files record it."""
+    pytest.importorskip("skimage.data")
+    from pipeline.data.aihub_fixture import write_tree
+    tree = write_tree(tmp_path / "AIHub", n_train=10, n_val=6, photos_per_person=5, side=400)
+    general = megaage(tmp_path / "megaage", n_train=48, n_test=16)
+    work = make_project(tmp_path / "project")
+    commit_all(work)
+    dvc("exp", "run", "-S", "data.korean=aihub_aging", "-S", f"data.korean_root={tree.root}",
+        "-S", "data.korean_face=landmarks", "-S", "data.general=megaage_asian", "-S", f"data.general_root={general}",
+        "-S", "data.general_face=none", cwd=work)
+    meta = json.loads((work / "data/cache/meta.json").read_text())
+    assert (meta["face"]["general"]["face"], meta["face"]["korean"]["face"]) == ("none", "landmarks")
+    dropped = pd.read_csv(work / "data/cache/dropped.csv")
+    expected = {outcome: len(files) for outcome, files in tree.expected.items()}
+    assert dropped["reason"].value_counts().to_dict() == expected
+    assert set(expected) == {"no_label", "no_photo", "bad_label", "age_mismatch", "bad_landmarks"}
+    assert meta["n_box_fallback"] == len(tree.box_fallback) > 0
+    summary = json.loads((work / "metrics/data.json").read_text())
+    assert summary["general_photos"] == 64 and summary["korean_persons"] == 16
+    test = pd.read_csv(work / "data/splits/korean_test.csv", dtype={"person_id": str})
+    assert test["person_id"].nunique() == 6  # AIHub's Validation persons are the test persons
+    payload = torch.load(work / "models/finetune_korean/seed0/model.pt", weights_only=True)
+    assert payload["face_settings"]["face"] == "landmarks"
+    for condition in CONDITIONS:
         result = json.loads((work / f"metrics/eval/details/{condition}.json").read_text())
         assert result["korean"]["n"] > 0 and math.isfinite(result["korean"]["mae"])
 

@@ -161,7 +161,7 @@ def test_a_file_name_that_is_not_utf8_is_named_and_skipped_not_a_crash(in_tmp):
     assert [(r["reason"], Path(r["path"]).name) for r in refused] == [("bad_name", "bad\\xff\\xfe.jpg"),
                                                                       ("outside_root", "linked.jpg")]
     assert "rename it" in refused[0]["error"]
-    meta = cache_build.build_cache(manifest, None, in_tmp / "cache", CROPS, workers=1, refused=refused)
+    meta = cache_build.build_cache(manifest, None, in_tmp / "cache", CROPS, workers=1, dropped=refused)
     dropped = pd.read_csv(in_tmp / "cache" / "dropped.csv", encoding="utf-8")  # writable and readable as text
     assert dropped["reason"].tolist() == ["bad_name", "outside_root"] and meta["dropped_by_reason"]["bad_name"] == 1
 
@@ -181,7 +181,7 @@ def test_paths_that_leave_the_data_root_are_refused_as_outside_root(in_tmp):
     assert reasons == {"secret.jpg": "outside_root", "link.jpg": "outside_root", "loop.jpg": "link_loop"}
     assert sum(r["reason"] == "outside_root" for r in refused) == 3  # `../..` row, absolute path, link
     assert not manifest["path"].str.contains("secret|link|loop").any() and len(manifest) == 4
-    meta = cache_build.build_cache(manifest, None, in_tmp / "cache", CROPS, workers=1, refused=refused)
+    meta = cache_build.build_cache(manifest, None, in_tmp / "cache", CROPS, workers=1, dropped=refused)
     data = summary.data_summary(manifest, info, meta)  # metrics/data.json
     assert data["dropped_by_reason"]["outside_root"] == 3 and data["dropped_by_reason"]["link_loop"] == 1
     assert data["n_images_dropped"] == 4

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.config.loader import check, check_unused
+from pipeline.config.faces import check_face_limits
+from pipeline.config.loader import REGISTRIES, check, check_unused
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +40,8 @@ class SyntheticConfig:
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
 
 
-FACE_KEYS = ("face_margin", "face_template", "face_min_size", "face_max_side")  # what only `mtcnn` reads
+DETECTOR_KEYS = ("face_min_size", "face_max_side")  # what only `mtcnn` reads
+FACE_KEYS = ("face_margin", "face_template", *DETECTOR_KEYS)  # what `mtcnn` and `landmarks` read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,35 +57,49 @@ class DataConfig:
     min_age: float = 0.0  # photos with ages outside min_age..max_age are dropped with a warning
     max_age: float = 80.0
     # how a real photo becomes model input (pipeline/faces): none = it is a face crop (centre square, resized);
-    # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context.
-    # Synthetic photos are rendered as aligned crops and always take `none`. The model file records these.
-    face: Literal["none", "mtcnn"] = "none"
+    # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context;
+    # landmarks = the same alignment from the 5 points the photo's label carries (no detector). `general_face` /
+    # `korean_face` override `face` for one role (e.g. MegaAge's crops + AIHub's whole photos). Synthetic photos
+    # are rendered as aligned crops and always take `none`. The model file records these.
+    face: Literal["none", "mtcnn", "landmarks"] = "none"
+    general_face: Literal["", "none", "mtcnn", "landmarks"] = ""
+    korean_face: Literal["", "none", "mtcnn", "landmarks"] = ""
     face_margin: float = 0.25  # context around the template's face: 0.25 keeps forehead and chin
     face_template: Literal["arcface"] = "arcface"
     face_min_size: int = 20  # smallest face the detector finds, px in its copy of the photo
     face_max_side: int = 400  # the detector sees the photo shrunk to this long side
+    workers: int = 0  # processes that prepare the real photos; 0 = every core this process may use
     synthetic: SyntheticConfig | None = None  # required when a role's source is synthetic
 
     def __post_init__(self) -> None:
         check(self.image_size >= 24, f"image_size must be >= 24 px to draw a face, got {self.image_size}")
-        check(0.0 <= self.face_margin <= 2.0, f"face_margin must be in [0, 2], got {self.face_margin}")
-        # MTCNN's smallest window is 12 px; a detector copy smaller than 4 faces across finds nothing useful
-        check(self.face_min_size >= 12, f"face_min_size must be >= 12 px, got {self.face_min_size}")
-        check(self.face_max_side >= 4 * self.face_min_size, f"face_max_side must be >= 4 x face_min_size "
-              f"({4 * self.face_min_size}), got {self.face_max_side}")
-        if self.face == "none":
+        check_face_limits(self.face_margin, self.face_min_size, self.face_max_side)
+        modes = set(self.role_faces().values())
+        if modes == {"none"}:
             check_unused(self, FACE_KEYS, "with face 'none' (photos are taken as crops; set face: mtcnn to detect)")
+        elif "mtcnn" not in modes:
+            check_unused(self, DETECTOR_KEYS, f"with face {sorted(modes)} (no detector runs; they apply to mtcnn)")
         check(0 <= self.min_age < self.max_age <= 120, f"need 0 <= min_age < max_age <= 120, got "
               f"{self.min_age}..{self.max_age}")
         check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),
               "synthetic: required when data.general or data.korean is 'synthetic'")
+        check(self.workers >= 0, f"workers must be >= 0 (0 = every core), got {self.workers}")
+        labelled = REGISTRIES["landmark_source"]() if "landmark_source" in REGISTRIES else None
         for role, (source, root) in self.roles().items():
             check(source == "synthetic" or bool(root), f"{role}_root (or root): needed for source '{source}'")
+            face = self.role_faces()[role]
+            check(face != "landmarks" or source == "synthetic" or labelled is None or source in labelled,
+                  f"{role}_face (or face): landmarks needs a source whose labels carry face points "
+                  f"({', '.join(labelled or [])}); '{source}' has none: use mtcnn (whole photos) or none (crops)")
 
     def roles(self) -> dict[str, tuple[str, str]]:
         """role -> (source, root): a role's own root, else the shared `root` (empty for synthetic)."""
         return {"general": (self.general, self.general_root or self.root),
                 "korean": (self.korean, self.korean_root or self.root)}
+
+    def role_faces(self) -> dict[str, str]:
+        """role -> its face mode: a role's own `<role>_face`, else the shared `face`."""
+        return {"general": self.general_face or self.face, "korean": self.korean_face or self.face}
 
     @property
     def uses_synthetic(self) -> bool:

@@ -9,7 +9,8 @@ import pandas as pd
 
 from pipeline.config import REGISTRIES, DataConfig
 from pipeline.data import floor, paths, synthetic_photos
-from pipeline.data.adapters import ADAPTERS
+from pipeline.data.adapters import ADAPTERS, LANDMARK_SOURCES
+from pipeline.data.adapters.common import DROPPED
 from pipeline.data.manifest import validate
 from pipeline.data.synthetic import plan_persons
 
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 SYNTHETIC_DIR = Path("data/raw/synthetic")
 SOURCES = ("synthetic", *ADAPTERS)
 REGISTRIES["source"] = lambda: list(SOURCES)  # data.general / data.korean are checked when they load
+REGISTRIES["landmark_source"] = lambda: list(LANDMARK_SOURCES)  # data.<role>_face: landmarks needs one
 
 
 def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -39,13 +41,17 @@ def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
 
 def real_manifests(cfg: DataConfig) -> tuple[list[pd.DataFrame], list[dict]]:
     """Each real role's photos, screened against its root (pipeline.data.paths) and validated; and the refused
-    files ({path, reason, error}). Reads names and lists only: check_params runs it before anything is deleted."""
+    files ({path, reason, error}): refused by the screen (bad_name, outside_root, link_loop) or left out by the
+    source's adapter (a photo without its label, a contradictory label, ...). Reads names, lists and labels only:
+    check_params runs it before anything is deleted."""
     frames, refused = [], []
     for role, (source, root) in cfg.roles().items():  # source names and roots were checked when params loaded
         if source == "synthetic":
             continue
         root_path = Path(root).expanduser()
-        table, out = paths.screen(ADAPTERS[source](root_path, role), root_path, f"{source} data under {root}")
+        table = ADAPTERS[source](root_path, role)
+        refused += table.attrs.pop(DROPPED, [])
+        table, out = paths.screen(table, root_path, f"{source} data under {root}")
         refused += out
         frames.append(validate(table, f"{source} data under {root}"))
         log.info("%s role: %d photos of %d persons from %s (%s)", role, len(frames[-1]),
@@ -81,7 +87,7 @@ def check_manifest(cfg: DataConfig) -> set[str]:
 
 def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict, list[dict]]:
     """The manifest of both roles (general, korean), what is known about the data (e.g. its Bayes floor) and the
-    files refused before decoding (pipeline.data.paths: bad_name, outside_root, link_loop)."""
+    files left out before decoding (real_manifests: refused by the screen or by the source's adapter)."""
     roles = cfg.roles()
     if SYNTHETIC_DIR.exists():
         shutil.rmtree(SYNTHETIC_DIR)  # stale photos of other params must not survive in the folder
@@ -94,5 +100,9 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict, list[dict]]:
     else:  # DVC warns on every run about an empty output folder; say why it is empty instead
         (SYNTHETIC_DIR / "NO_SYNTHETIC_ROLE.txt").write_text("no role of this run uses the synthetic source\n")
     real, refused = real_manifests(cfg)
+    if refused:
+        counts = pd.Series([d["reason"] for d in refused]).value_counts().sort_index()
+        log.warning("%d file(s) left out (%s), listed with their reason in dropped.csv (first: %s)",
+                    len(refused), ", ".join(f"{r}: {c}" for r, c in counts.items()), refused[0]["error"])
     manifest = validate(pd.concat(frames + real, ignore_index=True), "data manifest", root=Path("."))
     return in_age_range(manifest, cfg), info, refused

@@ -81,20 +81,27 @@ def split_leave_one_out(df: pd.DataFrame, person: str, seed: int, val_frac: floa
     return split
 
 
-def split_general(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float) -> pd.Series:
-    """Keep an official train/test list when the source has one (split_hint); carve val from train by person."""
+def split_keeping_hints(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float,
+                        where: str = "general") -> pd.Series:
+    """Keep an official train/test list when the source has one (split_hint: MegaAge's and AAF's test lists,
+    AIHub's Validation persons); carve val from train by person. Without one, split by identity."""
     hints = df["split_hint"].fillna("")
     if set(hints.unique()) <= {"train", "test"} and (hints == "test").any() and (hints == "train").any():
         crossing = set(df.loc[hints == "train", "person_id"]) & set(df.loc[hints == "test", "person_id"])
         if crossing:
-            raise EmptySplitError(f"general: the official split puts {len(crossing)} person(s) in train and test "
+            raise EmptySplitError(f"{where}: the official split puts {len(crossing)} person(s) in train and test "
                                   f"(e.g. {sorted(crossing)[0]}); fix the source lists")
         split = hints.copy()
         train = df[hints == "train"]
         # val carved from the official train persons only: the official test list stays untouched
-        split.loc[train.index] = split_by_identity(train, seed, val_frac, 0.0, "general", ("train", "val"))
+        split.loc[train.index] = split_by_identity(train, seed, val_frac, 0.0, where, ("train", "val"))
         return split
-    return split_by_identity(df, seed, val_frac, test_frac, "general")
+    return split_by_identity(df, seed, val_frac, test_frac, where)
+
+
+def split_general(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float) -> pd.Series:
+    """The general role's split: its source's official list when it has one."""
+    return split_keeping_hints(df, seed, val_frac, test_frac, "general")
 
 
 def labelled_subset(train: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:

@@ -33,7 +33,8 @@ def data_summary(manifest: pd.DataFrame, info: dict, cache_meta: dict) -> dict:
     """metrics/data.json: what the sources told (e.g. the Bayes floor), cache counts, persons, photos, age bands."""
     summary = dict(info)
     summary.update({"n_images_cached": cache_meta["n_images"], "n_images_dropped": cache_meta["n_dropped"],
-                    "dropped_by_reason": cache_meta["dropped_by_reason"]})  # no_face, unreadable, ...
+                    "dropped_by_reason": cache_meta["dropped_by_reason"],  # no_label, bad_label, no_face, ...
+                    "n_box_fallback": cache_meta["n_box_fallback"]})  # face: landmarks placed from the label's box
     for domain, part in manifest.groupby("domain"):
         summary[f"{domain}_persons"] = int(part["person_id"].nunique())
         summary[f"{domain}_photos"] = len(part)

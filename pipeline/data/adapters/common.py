@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.data.manifest import with_optional_columns
@@ -14,6 +15,13 @@ from pipeline.data.paths import absolute
 log = logging.getLogger(__name__)
 # photo files the adapters and `pipeline.predict` pick up from a folder
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# why a source leaves a file out of its manifest (named and counted in data/cache/dropped.csv and metrics/data.json,
+# with the photo reasons): a photo without its label, a label without its photo, a label that cannot be read,
+# a label whose ages contradict each other or the file name
+SOURCE_REASONS = ("no_label", "no_photo", "bad_label", "age_mismatch")
+DROPPED = "dropped"  # DataFrame.attrs key: the files a source left out, [{path, reason, error}] (a list: see below)
+# manifest columns a source may add for face: landmarks (pipeline.faces.landmarks: template order, photo pixels)
+FACE_LABEL_COLUMNS = ("landmarks", "face_box", "label_size")
 
 
 class LayoutError(FileNotFoundError):
@@ -37,7 +45,16 @@ def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -
         raise LayoutError(f"{source}: no photos found under {root}. Expected layout: {layout}")
     table = pd.DataFrame(rows)
     table["domain"] = domain
-    return with_optional_columns(table)[["path", "person_id", "age", "domain", "split_hint", "date"]]
+    columns = ["path", "person_id", "age", "domain", "split_hint", "date"]
+    return with_optional_columns(table)[columns + [c for c in FACE_LABEL_COLUMNS if c in table]]
+
+
+def with_dropped(table: pd.DataFrame, dropped: list[dict]) -> pd.DataFrame:
+    """Attach the files a source left out (dicts with path, reason in SOURCE_REASONS, error); build_manifest
+    takes them off before the manifest is validated. A list of dicts, not a frame: pandas compares attrs with ==."""
+    assert all(d["reason"] in SOURCE_REASONS for d in dropped), dropped
+    table.attrs[DROPPED] = [{"path": str(d["path"]), "reason": d["reason"], "error": d["error"]} for d in dropped]
+    return table
 
 
 def match_names(paths: list[Path], pattern: str, source: str, root: Path) -> list[tuple[Path, re.Match]]:
@@ -51,3 +68,8 @@ def match_names(paths: list[Path], pattern: str, source: str, root: Path) -> lis
         log.warning("%s: %d file(s) under %s do not follow the naming scheme and are skipped, e.g. %s",
                     source, len(skipped), root, ", ".join(p.name for p, _ in skipped[:3]))
     return matched
+
+
+def as_text(values: np.ndarray | tuple | None) -> str:
+    """Face points or a box as a manifest's text column ("" for none), 2 decimals: see pipeline.faces.landmarks."""
+    return "" if values is None else " ".join(f"{v:.2f}" for v in np.asarray(values, float).reshape(-1))
