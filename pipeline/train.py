@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import checkpoint, runtime
+from pipeline import batchnorm, checkpoint, runtime
 from pipeline.averaging import WeightAverage
 from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
@@ -255,6 +255,20 @@ def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -
     return FitResult(best=result, history=state.history)
 
 
+def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device,
+                 use_amp: bool, epoch: int) -> None:
+    """cfg.bn_recalibration > 0: BatchNorm statistics of `model` recomputed over the first batches of this
+    epoch's training order (pipeline.batchnorm); each process uses its own share of them."""
+    if not cfg.bn_recalibration:
+        return
+
+    def forward(module: nn.Module, batch: Batch) -> None:
+        with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
+            step(module, _to_device(batch, device))
+
+    batchnorm.recalibrate(model, loaders.train.epoch(epoch), forward, cfg.bn_recalibration)
+
+
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
         select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = (),
         select_start: bool = False) -> FitResult:
@@ -266,6 +280,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     epoch and, before that, at most every `cfg.checkpoint_every_s` seconds. A rerun with the same fingerprint
     resumes from it (a finished one returns at once); any other fingerprint (params, data, starting weights, process
     count or project code: checkpoint.code_digest) starts afresh.
+    With cfg.bn_recalibration > 0 the BatchNorm statistics of the scored weights are recomputed before each val
+    pass (pipeline.batchnorm), and the returned model keeps them.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
     returned when no epoch beats them; the result then holds `start_val_*` too.
     """
@@ -289,6 +305,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     saved_at = time.monotonic()
     if select_start and state.epoch == 0:
         with runtime.forked_rng(device):  # scoring the start must not change what training draws
+            _recalibrate(model, loaders, step, cfg, device, use_amp, 0)
             val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} start")
         state.record_start(sign * val_stats[select],
                            {"phase": tag, "epoch": 0, **{f"val_{k}": v for k, v in val_stats.items()}})
@@ -300,6 +317,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             break
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
                                 cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}", average=average)
+        with runtime.forked_rng(device):
+            _recalibrate(scored, loaders, step, cfg, device, use_amp, epoch)
         val_stats = run_epoch(scored, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}

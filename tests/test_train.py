@@ -74,10 +74,12 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])  # with a weight average the checkpoint must carry it too
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay):
+# with a weight average the checkpoint must carry it too; recalibrated BatchNorm statistics must not change what
+# training draws
+@pytest.mark.parametrize("ema_decay, bn_recalibration", [(0.0, 0), (0.9, 0), (0.0, 2)])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_recalibration):
     images, table = toy_images()
-    c = cfg(epochs=3, ema_decay=ema_decay)
+    c = cfg(epochs=3, ema_decay=ema_decay, bn_recalibration=bn_recalibration)
     torch.manual_seed(123)
     full = fresh_model()
     train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)

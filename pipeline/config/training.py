@@ -22,6 +22,9 @@ class OptimConfig:
     grad_clip: float = 5.0
     patience: int = 0  # stop after this many epochs without a better val metric; 0 = never
     ema_decay: float = 0.0  # > 0: validate, select and return an EMA of the weights with this decay per step
+    # > 0: before each val pass, BatchNorm statistics are recomputed over this many training batches
+    # (pipeline.batchnorm), so val scores, and selection keeps, the weights as trained
+    bn_recalibration: int = 0
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
     # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
@@ -37,6 +40,7 @@ class OptimConfig:
         check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         check(self.ema_decay == 0 or 0.5 <= self.ema_decay < 1, f"ema_decay must be 0 (off) or in [0.5, 1), got "
               f"{self.ema_decay}")
+        check(self.bn_recalibration >= 0, f"bn_recalibration must be >= 0 (0 = off), got {self.bn_recalibration}")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
               f"{self.checkpoint_every_s}")
