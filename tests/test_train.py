@@ -32,7 +32,9 @@ def toy_loaders(images, table, cfg) -> loaders.Loaders:
 
 
 def cfg(**overrides) -> TrainConfig:
-    base = TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2, checkpoint_every_s=0.0)
+    # no BatchNorm recalibration unless a test asks: steps counted by a test are training steps only
+    base = TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2, checkpoint_every_s=0.0,
+                       bn_recalibration=0)
     return dataclasses.replace(base, **overrides)
 
 

@@ -24,7 +24,7 @@ class OptimConfig:
     ema_decay: float = 0.0  # > 0: validate, select and return an EMA of the weights with this decay per step
     # > 0: before each val pass, BatchNorm statistics are recomputed over this many training batches
     # (pipeline.batchnorm), so val scores, and selection keeps, the weights as trained
-    bn_recalibration: int = 0
+    bn_recalibration: int = 20
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
     # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
