@@ -1,6 +1,6 @@
 """Rounding perturbation on one machine: the whole pipeline with 1 and with 2 CPU threads per process, compared.
 
-    python benchmarks/perturbation.py [--params params.yaml] [--threads 1 2]
+    python benchmarks/perturbation.py [--params params.yaml] [--threads 1 2] [--reuse 2=.]
                                       [--out benchmarks/results/perturbation.json]
 
 Another thread count sums floats in another order, as another CPU does, so a result that survives this check is
@@ -9,7 +9,9 @@ sources (no data, models or checkpoints shared; AGE_VCOP_THREADS sets torch's in
 pipeline/runtime.py) with the given params, i.e. every params.yaml:train_seeds seed of every condition. It prints
 per condition the seed-mean Korean-test MAE of each run and |Δ| between them (goal <= 0.05 years), and for each
 Δ MAE vs finetune_korean whether its sign and its significance (CI over training seed and test person) agree.
-About twice the default `dvc repro` on 2 cores; nothing is written into this checkout except --out.
+About twice the default `dvc repro` on 2 cores; nothing is written into this checkout except --out. `--reuse T=DIR`
+reads thread count T's results from a project that already ran `dvc repro` with these params and T threads (e.g.
+`--reuse 2=.`: this checkout's committed default run on 2 cores), so only the other count is run.
 """
 from __future__ import annotations
 
@@ -118,9 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs=2, default=[1, 2], metavar=("A", "B"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/age_vcop_perturbation"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/perturbation.json")
+    parser.add_argument("--reuse", action="append", default=[], metavar="T=DIR",
+                        help="thread count T's results from DIR's finished run instead of running it")
     args = parser.parse_args(argv)
+    reused = {int(t): Path(d) for t, d in (item.split("=", 1) for item in args.reuse)}
     results, seconds = {}, {}
     for threads in args.threads:
+        if threads in reused:
+            print(f"{threads} thread(s): the results of {reused[threads]}", flush=True)
+            results[threads], seconds[threads] = read_results(reused[threads]), None
+            continue
         work = make_copy(args.work / f"threads{threads}", args.params.resolve())
         print(f"dvc repro with {threads} thread(s) in {work} ...", flush=True)
         seconds[threads] = round(repro(work, threads), 1)
