@@ -146,8 +146,10 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     with runtime.atomic_path(out_dir / IMAGES) as tmp:
         partial.copy_rows(kept_rows, tmp)
     index = manifest.iloc[kept_rows].reset_index(drop=True)
-    placing = {plan.face for plan in plans} - {"none"}
-    if placing:  # rows prepared as crops (synthetic, face: none) have no face columns: empty cells
+    # the columns follow the settings asked for, not the rows: with face: mtcnn on synthetic renders (crops
+    # already) index.csv still has them, empty on every row prepared as a crop
+    placing = {s.face for s in by_role.values()} - {"none"}
+    if placing:
         columns = pd.DataFrame([{c: outcomes[i].get(c) for c in FACE_COLUMNS} for i in kept_rows],
                                columns=list(FACE_COLUMNS))
         index = pd.concat([index, columns.astype({"n_faces": "Int64"})], axis=1)
