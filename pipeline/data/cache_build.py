@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -25,7 +24,7 @@ from pipeline.data.cache_resume import PartialBuild, fingerprint
 from pipeline.data.paths import REASONS as PATH_REASONS
 from pipeline.data.manifest import DOMAINS, resolve
 from pipeline.faces import FaceLabel, FaceSettings, PhotoError, prepare_many
-from pipeline.faces.preprocess import DROP_REASONS
+from pipeline.faces.preprocess import DROP_REASONS, available_cores
 
 log = logging.getLogger(__name__)
 # index.csv columns added when a face was placed (detector or label): how many faces the detector found (the
@@ -43,11 +42,6 @@ CHUNK = {"none": 4, "landmarks": 4, "mtcnn": 16}
 
 class CacheError(ValueError):
     """Nothing in the manifest could be used; the message names the first photo and why."""
-
-
-def available_cores() -> int:
-    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def face_settings(cfg: DataConfig) -> dict[str, FaceSettings]:
@@ -99,8 +93,9 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     settings: one FaceSettings for every row, or one per role (a row's role is its `domain`). crops: one bool per
     row, True where the photo already is an aligned face crop (synthetic renders): those rows take `face: none`
     whatever `settings` say. dropped: files left out of the manifest ({path, reason, error}: refused by their
-    path, pipeline.data.paths.screen, or by their source), listed and counted first in dropped.csv. workers: processes (None: every core). Writes images.npy, index.csv (the kept manifest rows,
-    row i is image i, plus FACE_COLUMNS when a face was placed), dropped.csv (path, reason, error) and meta.json,
+    path, pipeline.data.paths.screen, or by their source), listed and counted first in dropped.csv. workers:
+    processes (None: every core). Writes images.npy, index.csv (the kept manifest rows, row i is image i, plus
+    FACE_COLUMNS when a face was placed), dropped.csv (path, reason, error) and meta.json,
     each through a temp file so an interrupted build never leaves a valid-looking half cache; the work done so far
     stays in `resume_dir` (default: .<out_dir name>.partial beside it; prepare_data uses RESUME_DIR) and a rerun
     on the same photos and settings continues from it.

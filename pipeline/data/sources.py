@@ -99,10 +99,6 @@ def build_manifest(cfg: DataConfig) -> tuple[pd.DataFrame, dict, list[dict]]:
         frames.append(frame)
     else:  # DVC warns on every run about an empty output folder; say why it is empty instead
         (SYNTHETIC_DIR / "NO_SYNTHETIC_ROLE.txt").write_text("no role of this run uses the synthetic source\n")
-    real, refused = real_manifests(cfg)
-    if refused:
-        counts = pd.Series([d["reason"] for d in refused]).value_counts().sort_index()
-        log.warning("%d file(s) left out (%s), listed with their reason in dropped.csv (first: %s)",
-                    len(refused), ", ".join(f"{r}: {c}" for r, c in counts.items()), refused[0]["error"])
+    real, refused = real_manifests(cfg)  # build_cache lists and counts them in dropped.csv, with its warning
     manifest = validate(pd.concat(frames + real, ignore_index=True), "data manifest", root=Path("."))
     return in_age_range(manifest, cfg), info, refused

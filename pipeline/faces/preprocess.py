@@ -231,6 +231,11 @@ def _worker_detector(settings: FaceSettings) -> FaceDetector:
     return _DETECTORS[settings]
 
 
+def available_cores() -> int:
+    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _init_worker(threads: int) -> None:
     # a forked child must not reuse the parent's OpenMP pool; cpu_count // workers threads each keep the
     # processes from oversubscribing the cores
@@ -295,7 +300,7 @@ def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int
                 progress.update(b - a)
                 yield from results
             return
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, available_cores() // workers)
         with get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
             pending: deque = deque()
             todo = iter(chunks)
