@@ -47,8 +47,10 @@ def make_copy(work: Path, params: Path) -> Path:
 
 def repro(work: Path, threads: int) -> float:
     """`dvc repro` in `work` with `threads` intra-op threads per stage; its wall time (s). Raises on failure."""
-    env = {**os.environ, "PYTHONPATH": str(work), "AGE_VCOP_THREADS": str(threads), "AGE_VCOP_DEVICE": "cpu",
-           "TQDM_DISABLE": "1"}
+    # dvc runs each stage's `python`: this interpreter's folder first, so an unactivated venv still serves them
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "PYTHONPATH": str(work), "AGE_VCOP_THREADS": str(threads),
+           "AGE_VCOP_DEVICE": "cpu", "TQDM_DISABLE": "1"}
     started = time.perf_counter()
     with open(work / "repro.log", "w") as log:
         proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, stdout=log,
