@@ -43,3 +43,40 @@ class WeightAverage:
     def load(self, state: dict) -> None:
         self.module.load_state_dict(state["weights"])
         self.updates = int(state["updates"])
+
+
+class EpochAverage:
+    """The uniform average of a model's weights at the end of each of a phase's last `epochs` epochs (stochastic
+    weight averaging, Izmailov et al. 2018, over the cosine schedule's tail): what the phase returns instead of its
+    best epoch, so which late epoch happened to score best on a small val split no longer decides the model.
+
+    Integer buffers (num_batches_tracked) are copied. BatchNorm statistics are averaged like weights, but they do
+    not belong to the averaged weights: fit() recomputes them (pipeline.batchnorm) before scoring the average.
+    """
+
+    def __init__(self, epochs: int, total_epochs: int):
+        if not 1 <= epochs <= total_epochs:
+            raise ValueError(f"epochs must be in [1, {total_epochs}], got {epochs}")
+        self.first_epoch = total_epochs - epochs  # 0-based index of the first epoch averaged
+        self.count = 0
+        self.weights: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def add(self, model: nn.Module, epoch: int) -> bool:
+        """Fold in `model`'s weights after 0-based `epoch`; False (nothing done) before the averaged tail."""
+        if epoch < self.first_epoch:
+            return False
+        self.count += 1
+        for key, value in model.state_dict().items():
+            value = value.detach().to("cpu", copy=True)
+            if key not in self.weights or not value.dtype.is_floating_point:
+                self.weights[key] = value
+            else:
+                self.weights[key].lerp_(value, 1.0 / self.count)  # running mean: avg + (x - avg) / n
+        return True
+
+    def state(self) -> dict:
+        return {"weights": self.weights, "count": self.count}
+
+    def load(self, state: dict) -> None:
+        self.weights, self.count = dict(state["weights"]), int(state["count"])

@@ -112,14 +112,20 @@ def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.devi
     return device
 
 
+def available_cores() -> int:
+    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_threads(world_size: int = 1) -> int:
-    """Intra-op threads per process: AGE_VCOP_THREADS when set, else the cores split over the processes."""
+    """Intra-op threads per process: AGE_VCOP_THREADS when set, else the cores this process may use split over
+    the processes."""
     forced = os.environ.get("AGE_VCOP_THREADS", "")
     if forced:
         if not forced.isdigit() or int(forced) < 1:
             raise ValueError(f"AGE_VCOP_THREADS={forced!r}: expected a whole number >= 1 (or unset it)")
         return int(forced)
-    return max(1, (os.cpu_count() or 1) // world_size)
+    return max(1, available_cores() // world_size)
 
 
 def _join_process_group(device: torch.device) -> torch.device:
@@ -171,9 +177,24 @@ def pick_device() -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    """The device as the stage log names it; for the CPU its model and the kernels torch picked for it, because
+    training bytes differ between CPUs (another summation order) and a log must say which one ran."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return "cpu"
+    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()})"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what the platform reports, else 'unknown'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
 
 
 @contextmanager

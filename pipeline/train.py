@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import batchnorm, checkpoint, runtime
-from pipeline.averaging import WeightAverage
+from pipeline.averaging import EpochAverage, WeightAverage
 from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
 from pipeline.data.loaders import Loaders
@@ -256,17 +256,42 @@ def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -
 
 
 def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device,
-                 use_amp: bool, epoch: int) -> None:
-    """cfg.bn_recalibration > 0: BatchNorm statistics of `model` recomputed over the first batches of this
-    epoch's training order (pipeline.batchnorm); each process uses its own share of them."""
-    if not cfg.bn_recalibration:
+                 use_amp: bool, epoch: int, n_batches: int | None = None) -> None:
+    """BatchNorm statistics of `model` recomputed over the first `n_batches` (default cfg.bn_recalibration; 0 =
+    off) of this epoch's training order (pipeline.batchnorm); each process uses its own share of them."""
+    n_batches = cfg.bn_recalibration if n_batches is None else n_batches
+    if not n_batches:
         return
 
     def forward(module: nn.Module, batch: Batch) -> None:
         with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
             step(module, _to_device(batch, device))
 
-    batchnorm.recalibrate(model, loaders.train.epoch(epoch), forward, cfg.bn_recalibration)
+    batchnorm.recalibrate(model, loaders.train.epoch(epoch), forward, n_batches)
+
+
+def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, start_weights: dict | None,
+                     loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device, use_amp: bool,
+                     select: str, sign: float, tag: str) -> FitResult:
+    """cfg.swa_epochs > 0: `model` takes the epoch average, its BatchNorm statistics recomputed over one whole
+    pass of the last epoch's training batches (the averaged weights never ran with any statistics of their
+    own), scored on val. A fine-tuning phase whose starting weights (`state.start`) score at least as well keeps
+    those instead (best_epoch 0, as without averaging)."""
+    model.load_state_dict(average.weights)
+    with runtime.forked_rng(device):  # as every val pass: what was measured must not change later draws
+        _recalibrate(model, loaders, step, cfg, device, use_amp, cfg.epochs - 1, n_batches=len(loaders.train))
+        val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} average val")
+    log.info("%s average of epochs %d-%d  val %s", tag, average.first_epoch + 1, cfg.epochs, val_stats)
+    result = {f"val_{k}": v for k, v in val_stats.items()}
+    result.update(best_epoch=cfg.epochs, averaged_epochs=average.count)
+    if state.start and start_weights is not None and sign * state.start[f"val_{select}"] <= sign * val_stats[select]:
+        model.load_state_dict(start_weights)
+        log.info("%s: the starting weights score at least as well on val; kept", tag)
+        result = {k: v for k, v in state.start.items() if k.startswith("val_")}
+        result.update(best_epoch=0, averaged_epochs=0)
+    if state.start:
+        result.update({f"start_{k}": v for k, v in state.start.items() if k.startswith("val_")})
+    return FitResult(best=result, history=state.history)
 
 
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
@@ -284,6 +309,10 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     pass (pipeline.batchnorm), and the returned model keeps them.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
     returned when no epoch beats them; the result then holds `start_val_*` too.
+    With cfg.swa_epochs > 0 the phase returns the uniform average of the weights after each of its last
+    swa_epochs epochs (pipeline.averaging.EpochAverage; its `averaged_epochs` counts them) instead of its best
+    epoch: the val passes of single epochs are then only recorded (history), and `select_start` compares the
+    starting weights with the average.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
@@ -299,6 +328,11 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     if average is not None and saved_average is not None:
         average.load(saved_average)
+    # the checkpoint's one averaging slot holds this phase's weight average: an EMA or (the config allows one of
+    # the two) the epoch average
+    tail = EpochAverage(min(cfg.swa_epochs, cfg.epochs), cfg.epochs) if cfg.swa_epochs else None
+    if tail is not None and saved_average is not None:
+        tail.load(saved_average)
     scored = average.module if average is not None else model
     net, train_step = ddp_wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
@@ -323,13 +357,17 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
         improved = state.record(epoch, sign * val_stats[select], row)
-        if improved:  # kept in memory (a copy is ~ms); written with the resumable state
-            best_weights = _cpu_copy(scored)
+        if improved and tail is None:  # kept in memory (a copy is ~ms); written with the resumable state
+            best_weights = _cpu_copy(scored)  # (averaging the tail, best_weights stay the starting weights)
+        if tail is not None:
+            tail.add(model, epoch)
         finished = state.epoch == cfg.epochs or _patience_spent(state, cfg)
         if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
-            checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights,
-                            average.state() if average is not None else None)
+            averaging = average.state() if average is not None else tail.state() if tail is not None else None
+            checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights, averaging)
             saved_at = time.monotonic()
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
-                 "  *best*" if improved else "")
+                 "  *best*" if improved and tail is None else "")
+    if tail is not None:
+        return _averaged_result(model, tail, state, best_weights, loaders, step, cfg, device, use_amp, select, sign, tag)
     return _best_result(model, state, best_weights)

@@ -1,11 +1,13 @@
-"""The weight average that validation scores: its arithmetic, and that fit() returns it (resume: test_train)."""
+"""The weight averages: the per-step EMA validation scores and the epoch average (SWA) a phase returns; their
+arithmetic, and that fit() returns them (resume: test_train)."""
 import pytest
 import torch
 from torch import nn
 
-from pipeline import train
-from pipeline.averaging import WeightAverage
-from tests.test_train import CPU, cfg, fresh_model, toy_images, toy_loaders
+from pipeline import checkpoint, train
+from pipeline.averaging import EpochAverage, WeightAverage
+from pipeline.config import TrainConfig
+from tests.test_train import CPU, cfg, fresh_model, pretrained, shifted_step, toy_images, toy_loaders
 
 
 def test_average_follows_the_decay_ramp_and_copies_integer_buffers():
@@ -42,3 +44,66 @@ def test_fit_returns_the_average_not_the_last_step(tmp_path):
     for name, tensor in averaged.state_dict().items():
         assert torch.equal(tensor, best[name]), name
     assert result.best["val_mae"] == min(row["val_mae"] for row in result.history)
+
+
+def test_epoch_average_is_the_running_mean_of_the_tail_and_copies_integer_buffers():
+    model = nn.Sequential(nn.Linear(2, 1), nn.BatchNorm1d(1))
+    average = EpochAverage(epochs=2, total_epochs=4)
+    seen = []
+    for epoch in range(4):
+        with torch.no_grad():
+            model[0].weight.fill_(float(epoch))
+            model[1].num_batches_tracked.fill_(10 * epoch)
+        seen.append(average.add(model, epoch))
+    assert seen == [False, False, True, True] and average.count == 2
+    assert torch.equal(average.weights["0.weight"], torch.full((1, 2), 2.5))  # epochs 3 and 4 (0-based 2, 3)
+    assert int(average.weights["1.num_batches_tracked"]) == 30
+    with pytest.raises(ValueError, match="epochs"):
+        EpochAverage(epochs=5, total_epochs=4)
+
+
+def test_fit_with_swa_returns_the_average_of_its_last_epochs_with_batchnorm_recomputed(tmp_path, monkeypatch):
+    images, table = toy_images()
+    c = cfg(epochs=4, swa_epochs=2)
+    trained = []  # the trained weights after every epoch (checkpoint_every_s 0: a checkpoint per epoch)
+    save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint", lambda path, payload: (
+        trained.append({k: v.clone() for k, v in payload["model"].items()}), save(path, payload)))
+    model = fresh_model()
+    loaders = toy_loaders(images, table, c)
+    result = train.fit(model, loaders, train.age_step, c, tmp_path, CPU)
+    assert len(trained) == 4 and result.best["averaged_epochs"] == 2 and result.best["best_epoch"] == 4
+    state = model.state_dict()
+    for name, tensor in state.items():
+        if "running_" in name or "num_batches" in name:
+            continue
+        torch.testing.assert_close(tensor, (trained[2][name] + trained[3][name]) / 2, msg=name)
+    # the statistics are the average weights' own, not an average of the epochs' statistics
+    stats = [n for n in state if n.endswith("running_mean")]
+    assert stats and all(not torch.allclose(state[n], (trained[2][n] + trained[3][n]) / 2) for n in stats)
+    # what the result reports is the returned model's val MAE
+    val = train.run_epoch(model, loaders.val.epoch(0), train.age_step, CPU, use_amp=False)
+    assert result.best["val_mae"] == pytest.approx(val["mae"], abs=1e-5)
+    assert result.best["val_mae"] < result.history[0]["val_mae"]
+
+
+def test_fit_with_swa_keeps_a_better_start_and_resumes_its_average(tmp_path):
+    model, images, table = pretrained(tmp_path)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    c = cfg(epochs=3, swa_epochs=2)
+    result = train.fit(model, toy_loaders(images, table, c), shifted_step, c, tmp_path / "ft", CPU, select_start=True)
+    assert result.best["best_epoch"] == 0 and result.best["averaged_epochs"] == 0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in start.items())
+    saved = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
+    assert saved["average"]["count"] == 2  # the average is part of the resumable state
+    # a finished run rebuilds the same result from its checkpoint
+    model.load_state_dict(start)
+    again = train.fit(model, toy_loaders(images, table, c), shifted_step, c, tmp_path / "ft", CPU, select_start=True)
+    assert again.best == result.best
+
+
+@pytest.mark.parametrize("other, message", [({"ema_decay": 0.9}, "swa_epochs and ema_decay"),
+                                            ({"patience": 2}, "early stopping"), ({"swa_epochs": -1}, "swa_epochs")])
+def test_swa_with_another_averaging_or_early_stopping_is_refused(other, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(seed=0, epochs=4, batch_size=8, lr=1.0e-3, **{"swa_epochs": 3, **other})

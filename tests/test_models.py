@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from pipeline.config import ConfigError
 from pipeline.models import AgeRegressor, VCOPHead, VCOPModel, build_encoder, list_encoders
@@ -138,3 +139,26 @@ def test_linear_probe_trains_the_head_only_and_keeps_batchnorm_statistics():
     model(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)).sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters()) and model.head.weight.grad is not None
     assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())  # running stats too
+
+
+@pytest.mark.parametrize("size", [48, 37, 112])
+def test_efficientnet_lite0_native_padding_is_the_packages_same_padding(size):
+    """The stride-1 convs lose their F.pad, not their function: outputs and gradients match the package's own
+    network with the same weights, at even and odd input sizes."""
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
+
+    encoder = build_encoder("efficientnet_lite0", weights="imagenet").eval()
+    package = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    package._fc = nn.Identity()
+    package.load_state_dict(encoder.net.state_dict())
+    package.eval()
+    padded = [m for m in encoder.net.modules() if isinstance(m, Conv2dDynamicSamePadding)]
+    assert padded and all(tuple(m.stride) == (2, 2) for m in padded)  # only strided convs still pad by hand
+    x = torch.rand(2, 3, size, size, requires_grad=True)
+    ours = encoder(x)
+    theirs = package.extract_features(x).mean(dim=(2, 3))
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), x)
+    (grad_theirs,) = torch.autograd.grad(theirs.sum(), x)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-4, atol=1e-5)

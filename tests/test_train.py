@@ -32,9 +32,10 @@ def toy_loaders(images, table, cfg) -> loaders.Loaders:
 
 
 def cfg(**overrides) -> TrainConfig:
-    # no BatchNorm recalibration unless a test asks: steps counted by a test are training steps only
+    # no BatchNorm recalibration and no epoch average unless a test asks: steps counted by a test are training
+    # steps only, and the returned weights are the best epoch's
     base = TrainConfig(seed=0, epochs=6, batch_size=16, lr=3.0e-3, warmup_epochs=0.2, checkpoint_every_s=0.0,
-                       bn_recalibration=0)
+                       bn_recalibration=0, swa_epochs=0)
     return dataclasses.replace(base, **overrides)
 
 
@@ -76,27 +77,32 @@ class Interrupt(Exception):
     pass
 
 
-# with a weight average the checkpoint must carry it too; recalibrated BatchNorm statistics must not change what
-# training draws
-@pytest.mark.parametrize("ema_decay, bn_recalibration", [(0.0, 0), (0.9, 0), (0.0, 2)])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_recalibration):
+# with a weight average (EMA, or the epoch average of the last epochs) the checkpoint must carry it too;
+# recalibrated BatchNorm statistics must not change what training draws
+# (the epoch-average run dies in its last epoch, when the checkpoint holds one averaged epoch: 9 step calls an epoch,
+# 5 training, 2 recalibration, 2 val)
+@pytest.mark.parametrize("ema_decay, bn_recalibration, swa_epochs, die_at",
+                         [(0.0, 0, 0, 7), (0.9, 0, 0, 7), (0.0, 2, 0, 7), (0.0, 2, 2, 21)])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_recalibration, swa_epochs, die_at):
     images, table = toy_images()
-    c = cfg(epochs=3, ema_decay=ema_decay, bn_recalibration=bn_recalibration)
+    c = cfg(epochs=3, ema_decay=ema_decay, bn_recalibration=bn_recalibration, swa_epochs=swa_epochs)
     torch.manual_seed(123)
     full = fresh_model()
     train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)
 
     calls = {"n": 0}
 
-    def dying_step(model, batch):  # dies mid-way through epoch 2, like a kill -9 would
+    def dying_step(model, batch):  # dies mid-way through an epoch, like a kill -9 would
         calls["n"] += 1
-        if calls["n"] == 7:
+        if calls["n"] == die_at:
             raise Interrupt
         return train.age_step(model, batch)
 
     torch.manual_seed(123)
     with pytest.raises(Interrupt):
         train.fit(fresh_model(), toy_loaders(images, table, c), dying_step, c, tmp_path / "cut", CPU)
+    if swa_epochs:
+        assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["average"]["count"] == 1
     torch.manual_seed(999)  # the resumed process starts with other RNG state; the checkpoint restores it
     resumed = fresh_model()
     result = train.fit(resumed, toy_loaders(images, table, c), train.age_step, c, tmp_path / "cut", CPU)

@@ -25,6 +25,10 @@ class OptimConfig:
     # > 0: before each val pass, BatchNorm statistics are recomputed over this many training batches
     # (pipeline.batchnorm), so val scores, and selection keeps, the weights as trained
     bn_recalibration: int = 20
+    # > 0: the phase returns the average of the weights after each of its last swa_epochs epochs (all of them in a
+    # shorter phase; BatchNorm recomputed over one training pass) instead of its best epoch on val
+    # (pipeline.averaging.EpochAverage)
+    swa_epochs: int = 3
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
     # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
@@ -41,6 +45,11 @@ class OptimConfig:
         check(self.ema_decay == 0 or 0.5 <= self.ema_decay < 1, f"ema_decay must be 0 (off) or in [0.5, 1), got "
               f"{self.ema_decay}")
         check(self.bn_recalibration >= 0, f"bn_recalibration must be >= 0 (0 = off), got {self.bn_recalibration}")
+        check(self.swa_epochs >= 0, f"swa_epochs must be >= 0 (0 = off), got {self.swa_epochs}")
+        check(not (self.swa_epochs and self.ema_decay), "swa_epochs and ema_decay are two ways to average the "
+              "weights: set one of them to 0")
+        check(not (self.swa_epochs and self.patience), "swa_epochs averages the last epochs, which early stopping "
+              "(patience) would skip: set one of them to 0")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
               f"{self.checkpoint_every_s}")

@@ -24,7 +24,7 @@ from pipeline.data.cache_resume import PartialBuild, fingerprint
 from pipeline.data.paths import REASONS as PATH_REASONS
 from pipeline.data.manifest import DOMAINS, resolve
 from pipeline.faces import FaceLabel, FaceSettings, PhotoError, prepare_many
-from pipeline.faces.preprocess import DROP_REASONS, available_cores
+from pipeline.faces.preprocess import DROP_REASONS
 
 log = logging.getLogger(__name__)
 # index.csv columns added when a face was placed (detector or label): how many faces the detector found (the
@@ -111,7 +111,7 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     paths = [resolve(p, root) for p in manifest["path"]]
     plan_texts = {plan: json.dumps(plan.to_dict(), sort_keys=True) for plan in set(plans)}
     key = fingerprint(paths, [f"{plan_texts[plan]}|{text}" for plan, text in zip(plans, label_texts)])
-    workers = workers or available_cores()
+    workers = workers or runtime.available_cores()
     partial = PartialBuild(resume_dir or out_dir.with_name(f".{out_dir.name}.partial"), key, n, size)
     try:
         for plan in dict.fromkeys(plans):  # each distinct preparation, in first-seen order

@@ -27,6 +27,7 @@ from pipeline.faces.align import TEMPLATES, align
 from pipeline.faces import landmarks as L
 from pipeline.faces.detect import Face, FaceDetector
 from pipeline.faces.photo import REASONS, PhotoError, open_photo
+from pipeline.runtime import available_cores
 
 log = logging.getLogger(__name__)
 # why a photo is not a training photo (data/cache/dropped.csv): the detector found no face, the label's points and
@@ -231,13 +232,8 @@ def _worker_detector(settings: FaceSettings) -> FaceDetector:
     return _DETECTORS[settings]
 
 
-def available_cores() -> int:
-    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _init_worker(threads: int) -> None:
-    # a forked child must not reuse the parent's OpenMP pool; cpu_count // workers threads each keep the
+    # a forked child must not reuse the parent's OpenMP pool; available_cores() // workers threads each keep the
     # processes from oversubscribing the cores
     torch.set_num_threads(threads)
 
@@ -284,7 +280,7 @@ def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int
                  labels: Sequence[L.FaceLabel | None] | None = None) -> Iterable[PreparedFace | PhotoError]:
     """prepare() for many photos, in input order, with a progress bar and ETA; errors are yielded, not raised.
 
-    On the CPU, `workers` processes (cpu_count // workers torch threads each) share the photos in chunks, at most
+    On the CPU, `workers` processes (available_cores() // workers torch threads each) share the photos in chunks, at most
     2 chunks per worker in flight, so memory stays bounded however many photos there are; with workers <= 1 or a
     CUDA device, one process detects in batches of equal-size photos. labels: as for prepare_faces (landmarks).
     """

