@@ -4,9 +4,11 @@
 
 Each round times `--steps` training steps (forward, L1 loss, backward, AdamW) of every candidate in turn, so a
 busy machine slows all candidates alike; the table gives the median photos/s over rounds and the ratio to
-resnet18 (today's default). Candidates are registry encoders (pipeline/models/encoders.py) plus
-torch.compile and channels_last variants of the fastest ones. Accuracy is not measured here: see
-benchmarks/README.md for the stage runs that compared the candidates on validation.
+resnet18. Candidates are registry encoders (pipeline/models/encoders.py), plus torch.compile variants on request
+and, beside efficientnet_lite0 (the default), the same network with the package's own per-forward "same" padding
+(`efficientnet_lite0_package_padding`: what native_same_padding replaced; same weights, same function).
+Accuracy is not measured here: see benchmarks/README.md for the stage runs that compared the candidates on
+validation.
 """
 from __future__ import annotations
 
@@ -32,6 +34,20 @@ def train_step_rate(model: nn.Module, images: torch.Tensor, ages: torch.Tensor, 
     return steps * len(images) / (time.perf_counter() - started)
 
 
+def package_padding(model: AgeRegressor) -> AgeRegressor:
+    """A copy of an efficientnet_lite0 regressor whose network is efficientnet-lite-pytorch's own (F.pad before
+    every "same" conv), with the same weights."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    copy = AgeRegressor(build_encoder("efficientnet_lite0"))
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    net._fc = nn.Identity()
+    net.load_state_dict(model.encoder.net.state_dict())
+    copy.encoder.net = net
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=48)
@@ -47,6 +63,8 @@ def main() -> None:
     candidates: dict[str, nn.Module] = {}
     for name in args.encoders:
         candidates[name] = AgeRegressor(build_encoder(name))
+    if "efficientnet_lite0" in candidates:
+        candidates["efficientnet_lite0_package_padding"] = package_padding(candidates["efficientnet_lite0"])
     for name in args.compile:
         started = time.perf_counter()
         compiled = torch.compile(AgeRegressor(build_encoder(name)))
@@ -62,6 +80,10 @@ def main() -> None:
         for name, model in candidates.items():
             rates[name].append(train_step_rate(model, images, ages, args.steps, opts[name]))
     base = statistics.median(rates["resnet18"]) if "resnet18" in rates else None
+    if "efficientnet_lite0_package_padding" in rates:
+        ratio = (statistics.median(rates["efficientnet_lite0"])
+                 / statistics.median(rates["efficientnet_lite0_package_padding"]))
+        print(f"efficientnet_lite0, native vs the package's padding: {ratio:.2f}x")
     print(f"{args.size} px, batch {args.batch}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
     print(f"{'encoder':<24}{'params (M)':>11}{'photos/s':>10}{'vs resnet18':>13}")
     for name, model in candidates.items():

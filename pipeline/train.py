@@ -369,5 +369,6 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
                  "  *best*" if improved and tail is None else "")
     if tail is not None:
-        return _averaged_result(model, tail, state, best_weights, loaders, step, cfg, device, use_amp, select, sign, tag)
+        return _averaged_result(model, tail, state, best_weights, loaders, step, cfg, device, use_amp, select, sign,
+                                tag)
     return _best_result(model, state, best_weights)
