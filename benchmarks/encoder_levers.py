@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.models import AgeRegressor, build_encoder, list_encoders
+from pipeline.train import to_channels_last
 
 
 def train_step_rate(model: nn.Module, images: torch.Tensor, ages: torch.Tensor, steps: int,
@@ -58,7 +59,9 @@ def main() -> None:
     parser.add_argument("--compile", nargs="*", default=[], help="encoders to also time under torch.compile")
     args = parser.parse_args()
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (args.batch, 3, args.size, args.size), dtype=torch.uint8)
+    # as fit() sees them: photos sliced from the (N, H, W, 3) cache and permuted (channels_last strides), and
+    # channels_last conv weights (train.to_channels_last)
+    images = torch.randint(0, 256, (args.batch, args.size, args.size, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
     ages = torch.rand(args.batch)
     candidates: dict[str, nn.Module] = {}
     for name in args.encoders:
@@ -72,6 +75,8 @@ def main() -> None:
         train_step_rate(compiled, images, ages, 2, opt)  # compiles forward and backward
         print(f"torch.compile({name}): first two steps {time.perf_counter() - started:.1f} s (compile time)")
         candidates[f"{name}+compile"] = compiled
+    for model in candidates.values():
+        to_channels_last(model)
     opts = {n: torch.optim.AdamW(m.parameters(), lr=1e-3, foreach=True) for n, m in candidates.items()}
     for name, model in candidates.items():  # warm-up: allocator, oneDNN primitive caches
         train_step_rate(model, images, ages, 1, opts[name])
