@@ -9,7 +9,6 @@ since a new photo has no label).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
@@ -280,9 +279,9 @@ def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int
                  labels: Sequence[L.FaceLabel | None] | None = None) -> Iterable[PreparedFace | PhotoError]:
     """prepare() for many photos, in input order, with a progress bar and ETA; errors are yielded, not raised.
 
-    On the CPU, `workers` processes (available_cores() // workers torch threads each) share the photos in chunks, at most
-    2 chunks per worker in flight, so memory stays bounded however many photos there are; with workers <= 1 or a
-    CUDA device, one process detects in batches of equal-size photos. labels: as for prepare_faces (landmarks).
+    On the CPU, `workers` processes (available_cores() // workers torch threads each) share the photos in chunks,
+    at most 2 chunks per worker in flight, so memory stays bounded however many photos there are; with workers <= 1
+    or a CUDA device, one process detects in batches of equal-size photos. labels: as for prepare_faces (landmarks).
     """
     chunks = [(i, min(i + chunk_size, len(sources))) for i in range(0, len(sources), chunk_size)]
     part = (lambda seq, a, b: None if seq is None else list(seq[a:b]))
