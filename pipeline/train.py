@@ -241,6 +241,13 @@ def _optimisation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, devi
     return opt, scheduler, scaler, use_amp
 
 
+def _fit_result(result: dict, state: FitState) -> FitResult:
+    """The phase's result row, with the starting weights' val scores (`start_val_*`) when the start was scored."""
+    if state.start:
+        result.update({f"start_{k}": v for k, v in state.start.items() if k.startswith("val_")})
+    return FitResult(best=result, history=state.history)
+
+
 def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -> FitResult:
     if best_weights is not None:  # selection on val only: the test split never reaches this loop
         model.load_state_dict(best_weights)
@@ -250,15 +257,14 @@ def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -
         best_row = state.start or state.history[-1]
     result = {k: v for k, v in best_row.items() if k.startswith("val_")}
     result["best_epoch"] = best_row["epoch"]  # 0: the starting weights were kept
-    if state.start:
-        result.update({f"start_{k}": v for k, v in state.start.items() if k.startswith("val_")})
-    return FitResult(best=result, history=state.history)
+    return _fit_result(result, state)
 
 
 def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device,
                  use_amp: bool, epoch: int, n_batches: int | None = None) -> None:
-    """BatchNorm statistics of `model` recomputed over the first `n_batches` (default cfg.bn_recalibration; 0 =
-    off) of this epoch's training order (pipeline.batchnorm); each process uses its own share of them."""
+    """BatchNorm statistics of `model` recomputed over `n_batches` (default cfg.bn_recalibration; 0 = off)
+    training batches in this epoch's order, continued in the next epochs' orders when one epoch has fewer
+    (pipeline.batchnorm); each process uses its own share of them."""
     n_batches = cfg.bn_recalibration if n_batches is None else n_batches
     if not n_batches:
         return
@@ -267,19 +273,20 @@ def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfi
         with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
             step(module, _to_device(batch, device))
 
-    batchnorm.recalibrate(model, loaders.train.epoch(epoch), forward, n_batches)
+    batchnorm.recalibrate(model, batchnorm.batches_from(loaders.train.epoch, epoch), forward, n_batches)
 
 
 def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, start_weights: dict | None,
                      loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device, use_amp: bool,
                      select: str, sign: float, tag: str) -> FitResult:
     """cfg.swa_epochs > 0: `model` takes the epoch average, its BatchNorm statistics recomputed over one whole
-    pass of the last epoch's training batches (the averaged weights never ran with any statistics of their
-    own), scored on val. A fine-tuning phase whose starting weights (`state.start`) score at least as well keeps
-    those instead (best_epoch 0, as without averaging)."""
+    pass of the last epoch's training batches, and at least cfg.bn_recalibration of them (the averaged weights
+    never ran with any statistics of their own), scored on val. A fine-tuning phase whose starting weights
+    (`state.start`) score at least as well keeps those instead (best_epoch 0, as without averaging)."""
     model.load_state_dict(average.weights)
     with runtime.forked_rng(device):  # as every val pass: what was measured must not change later draws
-        _recalibrate(model, loaders, step, cfg, device, use_amp, cfg.epochs - 1, n_batches=len(loaders.train))
+        _recalibrate(model, loaders, step, cfg, device, use_amp, cfg.epochs - 1,
+                     n_batches=max(len(loaders.train), cfg.bn_recalibration))
         val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} average val")
     log.info("%s average of epochs %d-%d  val %s", tag, average.first_epoch + 1, cfg.epochs, val_stats)
     result = {f"val_{k}": v for k, v in val_stats.items()}
@@ -289,9 +296,7 @@ def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, s
         log.info("%s: the starting weights score at least as well on val; kept", tag)
         result = {k: v for k, v in state.start.items() if k.startswith("val_")}
         result.update(best_epoch=0, averaged_epochs=0)
-    if state.start:
-        result.update({f"start_{k}": v for k, v in state.start.items() if k.startswith("val_")})
-    return FitResult(best=result, history=state.history)
+    return _fit_result(result, state)
 
 
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,

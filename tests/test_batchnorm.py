@@ -1,5 +1,7 @@
 """BatchNorm recalibration: running statistics become the plain average over the given training batches."""
+import copy
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -53,3 +55,34 @@ def test_fit_returns_the_recalibrated_statistics(tmp_path, n_batches):
     after = [layer.running_mean for layer in batchnorm.batchnorms(model)]
     same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, after))
     assert same == (n_batches == 3)
+
+
+def test_batches_from_continues_in_the_next_epochs_orders_and_stops_on_an_empty_epoch():
+    orders = {e: [f"{e}a", f"{e}b"] for e in range(3, 9)}
+    drawn = list(itertools.islice(batchnorm.batches_from(orders.__getitem__, 3), 5))
+    assert drawn == ["3a", "3b", "4a", "4b", "5a"]
+    assert list(batchnorm.batches_from(lambda epoch: [], 0)) == []
+
+
+def test_a_small_training_split_is_recalibrated_over_several_of_its_epochs(tmp_path):
+    """A phase whose epoch has fewer batches than bn_recalibration (a low label budget) returns statistics
+    averaged over that many batches, drawn from its last epoch's order and the following ones, not over its one
+    pass of a few batches."""
+    images, table = toy_images()
+    c = dataclasses.replace(cfg(epochs=2), bn_recalibration=11, swa_epochs=1)
+    model = fresh_model()
+    train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    loaders = toy_loaders(images, table, c)
+    n_per_epoch = len(loaders.train)
+    assert n_per_epoch < c.bn_recalibration  # otherwise this test would not test anything
+
+    def running_means_after(source, n_batches):
+        probe = copy.deepcopy(model)
+        assert batchnorm.recalibrate(probe, source, train.age_step, n_batches) == n_batches
+        return [layer.running_mean for layer in batchnorm.batchnorms(probe)]
+
+    returned = [layer.running_mean for layer in batchnorm.batchnorms(model)]
+    chained = running_means_after(batchnorm.batches_from(loaders.train.epoch, c.epochs - 1), c.bn_recalibration)
+    one_pass = running_means_after(loaders.train.epoch(c.epochs - 1), n_per_epoch)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(returned, chained))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(returned, one_pass))
