@@ -7,7 +7,9 @@ Each finished model (models/<stage>/seed<K>/model.pt) is recalibrated `--draws` 
 phase's training batches and over each `--batches` count, drawn in other epochs' orders (as
 pipeline.batchnorm.batches_from draws them), and scored on the Korean val and test splits. A std over draws that
 is large next to the seed std means the statistics, not the weights, decide a model's score: with 16 labelled
-persons (`split_korean.label_frac: 0.1`) one pass is 4 batches.
+persons (`split_korean.label_frac: 0.1`) one pass is 4 batches. The draws pass age batches only; multitrain's own
+recalibration also runs its VCOP tuples through the age encoder (its training step), so its saved model differs
+from every draw by design.
 """
 from __future__ import annotations
 
