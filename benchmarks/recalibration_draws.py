@@ -33,8 +33,8 @@ SPLITS = ("korean_val", "korean_test")
 
 def korean_maes(model: torch.nn.Module, images: np.ndarray, splits: dict) -> list[float]:
     device = torch.device("cpu")
-    return [float(np.abs(metrics.predict_years(model, images, t["cache_row"].to_numpy(), device)
-                         - t["age"].to_numpy()).mean()) for t in splits.values()]
+    return [metrics.age_metrics(metrics.predict_years(model, images, t["cache_row"].to_numpy(), device),
+                                t["age"].to_numpy())["mae"] for t in splits.values()]
 
 
 def draws(model: torch.nn.Module, loaders, n_batches: int, n_draws: int, images: np.ndarray,
@@ -42,9 +42,10 @@ def draws(model: torch.nn.Module, loaders, n_batches: int, n_draws: int, images:
     """(n_draws, 2): val and test MAE after each recalibration of a copy of `model` over `n_batches`."""
     rows = []
     for draw in range(n_draws):
+        torch.manual_seed(draw)  # the model's augmentation draws from the global RNG: seeded, a rerun repeats it
         probe = copy.deepcopy(model)
         source = batchnorm.batches_from(loaders.train.epoch, FIRST_EPOCH + DRAW_STRIDE * draw)
-        batchnorm.recalibrate(probe, source, lambda m, b: train.age_step(m, b), n_batches)
+        batchnorm.recalibrate(probe, source, train.age_step, n_batches)
         rows.append(korean_maes(probe, images, splits))
     return np.array(rows)
 
