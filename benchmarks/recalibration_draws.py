@@ -7,9 +7,8 @@ Each finished model (models/<stage>/seed<K>/model.pt) is recalibrated `--draws` 
 phase's training batches and over each `--batches` count, drawn in other epochs' orders (as
 pipeline.batchnorm.batches_from draws them), and scored on the Korean val and test splits. A std over draws that
 is large next to the seed std means the statistics, not the weights, decide a model's score: with 16 labelled
-persons (`split_korean.label_frac: 0.1`) one pass is 4 batches. The draws pass age batches only; multitrain's own
-recalibration also runs its VCOP tuples through the age encoder (its training step), so its saved model differs
-from every draw by design.
+persons (`split_korean.label_frac: 0.1`) one pass is 4 batches. The draws pass age batches only, as every
+condition's own recalibration does (multitrain's too, since its VCOP tuples were dropped from it).
 """
 from __future__ import annotations
 

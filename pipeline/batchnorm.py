@@ -27,11 +27,13 @@ def recalibrate(model: nn.Module, batches: Iterable, forward: Callable[[nn.Modul
                 n_batches: int) -> int:
     """Replace every BatchNorm's running mean and variance by their average over the first `n_batches` of
     `batches` (train-mode forward passes through `forward(model, batch)`, no gradients, weights untouched).
-    Returns the number of batches used (0: the model has no BatchNorm, nothing changed)."""
+    A layer that no batch reaches (multitrain's VCOP encoder when only age photos are forwarded) keeps its
+    statistics. Returns the number of batches used (0: the model has no BatchNorm, nothing changed)."""
     layers = batchnorms(model)
     if not layers or n_batches <= 0:
         return 0
     momenta = [layer.momentum for layer in layers]
+    kept = [{name: buffer.clone() for name, buffer in layer.named_buffers()} for layer in layers]
     was_training = model.training
     used = 0
     try:
@@ -43,8 +45,11 @@ def recalibrate(model: nn.Module, batches: Iterable, forward: Callable[[nn.Modul
             forward(model, batch)
             used += 1
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum, buffers in zip(layers, momenta, kept):
             layer.momentum = momentum
+            if int(layer.num_batches_tracked) == 0:  # not reached: reset_running_stats() must not stand
+                for name, value in buffers.items():
+                    getattr(layer, name).copy_(value)
         model.train(was_training)
     return used
 

@@ -70,7 +70,7 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
         loaders = age_loaders(images, phase, cfg, device, general_mix)
         if tuple_batch_of:
             tuples = L.tuple_loader(images, "train", tuple_batch_of, cfg.seed, device, True, cfg.num_workers)
-            loaders = L.Loaders(L.paired_loader(loaders.train, tuples), L.paired_loader(loaders.val, None))
+            loaders = L.multitask_loaders(loaders, tuples)
         log.info("%s/%s: %d training batches/epoch, %d val batches", stage, phase, len(loaders.train),
                  len(loaders.val))
         mixed = (split_path(PHASE_SPLITS["general"][0]),) if general_mix else ()

@@ -263,8 +263,8 @@ def _best_result(model: nn.Module, state: FitState, best_weights: dict | None) -
 def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device,
                  use_amp: bool, epoch: int, n_batches: int | None = None) -> None:
     """BatchNorm statistics of `model` recomputed over `n_batches` (default cfg.bn_recalibration; 0 = off)
-    training batches in this epoch's order, continued in the next epochs' orders when one epoch has fewer
-    (pipeline.batchnorm); each process uses its own share of them."""
+    training batches (loaders.statistics_batches()) in this epoch's order, continued in the next epochs' orders
+    when one epoch has fewer (pipeline.batchnorm); each process uses its own share of them."""
     n_batches = cfg.bn_recalibration if n_batches is None else n_batches
     if not n_batches:
         return
@@ -273,7 +273,8 @@ def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfi
         with torch.autocast(device.type, dtype=_amp_dtype(device), enabled=use_amp):
             step(module, _to_device(batch, device))
 
-    batchnorm.recalibrate(model, batchnorm.batches_from(loaders.train.epoch, epoch), forward, n_batches)
+    batchnorm.recalibrate(model, batchnorm.batches_from(loaders.statistics_batches().epoch, epoch), forward,
+                          n_batches)
 
 
 def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, start_weights: dict | None,

@@ -180,10 +180,16 @@ def read_split(path: Path) -> pd.DataFrame:
 
 @dataclass
 class Loaders:
-    """A training phase's batches; each has .epoch(e) -> iterable of batches (EpochLoader or JoinedLoader)."""
+    """A training phase's batches; each has .epoch(e) -> iterable of batches (EpochLoader or JoinedLoader).
+    `statistics`, when set, are the training batches BatchNorm statistics are recomputed from (pipeline.batchnorm)
+    in the same order as `train`; None: `train` itself."""
 
     train: Any
     val: Any
+    statistics: Any = None
+
+    def statistics_batches(self) -> Any:
+        return self.train if self.statistics is None else self.statistics
 
 
 class JoinedLoader:
@@ -234,6 +240,15 @@ def mixed_loader(main: EpochLoader, extra: EpochLoader) -> JoinedLoader:
 def paired_loader(age: EpochLoader | JoinedLoader, tuples: EpochLoader | None) -> JoinedLoader:
     """Each labelled age batch paired with the next tuple batch (multitrain); tuples None: (batch, None)."""
     return JoinedLoader(age, tuples, _pair)
+
+
+def multitask_loaders(age: Loaders, tuples: EpochLoader) -> Loaders:
+    """Multitrain's batches: each labelled training batch paired with a tuple batch; validation scores the age
+    photos alone, and so does BatchNorm recalibration: the scored age encoder's statistics come from the photos it
+    is scored like, not from the tuples its coupling also runs through it (at 16 labelled persons those cost the
+    saved model a year of Korean MAE, benchmarks/README.md)."""
+    return Loaders(paired_loader(age.train, tuples), paired_loader(age.val, None),
+                   statistics=paired_loader(age.train, None))
 
 
 def _cycling(loader: EpochLoader, first_epoch: int) -> Callable[[], Any]:
