@@ -2,6 +2,7 @@
 
     python benchmarks/perturbation.py [--params params.yaml] [--threads 1 2] [--reuse 2=.]
                                       [--out benchmarks/results/perturbation.json]
+    python benchmarks/perturbation.py --runs intel=DIR amd=DIR --out benchmarks/results/machines.json
 
 Another thread count sums floats in another order, as another CPU does, so a result that survives this check is
 not an artefact of one machine's rounding. Each thread count runs `dvc repro` from scratch in its own copy of the
@@ -11,7 +12,9 @@ per condition the seed-mean Korean-test MAE of each run and |Δ| between them (g
 Δ MAE vs finetune_korean whether its sign and its significance (CI over training seed and test person) agree.
 About twice the default `dvc repro` on 2 cores; nothing is written into this checkout except --out. `--reuse T=DIR`
 reads thread count T's results from a project that already ran `dvc repro` with these params and T threads (e.g.
-`--reuse 2=.`: this checkout's committed default run on 2 cores), so only the other count is run.
+`--reuse 2=.`: this checkout's committed default run on 2 cores), so only the other count is run. `--runs`
+compares two finished runs by name and runs nothing: the same commit on two machines is the perturbation this
+check stands in for.
 """
 from __future__ import annotations
 
@@ -102,9 +105,9 @@ def _ci(delta: float, ci: list) -> str:
     return f"{delta:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else f"{delta:+.2f} [no CI]"
 
 
-def markdown(rows: list[dict], threads: tuple[int, int]) -> str:
-    a, b = threads
-    lines = [f"| condition | MAE, {a} thread(s) | MAE, {b} threads | |Δ| (goal <= {GOAL_YEARS}) | max per-seed |Δ| | "
+def markdown(rows: list[dict], names: tuple[str, str]) -> str:
+    a, b = names
+    lines = [f"| condition | MAE, {a} | MAE, {b} | |Δ| (goal <= {GOAL_YEARS}) | max per-seed |Δ| | "
              f"Δ vs {REFERENCE}, {a} | Δ vs {REFERENCE}, {b} | same sign | same significance |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -124,7 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/perturbation.json")
     parser.add_argument("--reuse", action="append", default=[], metavar="T=DIR",
                         help="thread count T's results from DIR's finished run instead of running it")
+    parser.add_argument("--runs", nargs=2, default=None, metavar="NAME=DIR",
+                        help="compare two finished runs (each a project that ran `dvc repro`); nothing is run")
     args = parser.parse_args(argv)
+    if args.runs:
+        (a, dir_a), (b, dir_b) = (item.split("=", 1) for item in args.runs)
+        if a == b:
+            parser.error(f"--runs needs two names, got {a!r} twice")
+        results = {a: read_results(Path(dir_a)), b: read_results(Path(dir_b))}
+        return report(compare_runs(results[a], results[b]), (a, b), args.out,
+                      {"runs": {a: dir_a, b: dir_b}, "results": results})
     reused = {int(t): Path(d) for t, d in (item.split("=", 1) for item in args.reuse)}
     results, seconds = {}, {}
     for threads in args.threads:
@@ -138,15 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         results[threads] = read_results(work)
         print(f"  {seconds[threads] / 60:.1f} min", flush=True)
     a, b = args.threads
-    rows = compare_runs(results[a], results[b])
-    text = markdown(rows, (a, b))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"threads": args.threads, "seconds": seconds, "rows": rows,
-                                    "runs": {str(t): r for t, r in results.items()}}, indent=2) + "\n")
-    print(text)
+    return report(compare_runs(results[a], results[b]), (f"{a} thread(s)", f"{b} threads"), args.out,
+                  {"threads": args.threads, "seconds": seconds, "runs": {str(t): r for t, r in results.items()}})
+
+
+def report(rows: list[dict], names: tuple[str, str], out: Path, extra: dict) -> int:
+    """Print the comparison table and the verdict; write it (and `extra`) to `out` as JSON."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**extra, "rows": rows}, indent=2) + "\n")
+    print(markdown(rows, names))
     agree = all(r.get("same_sign", True) and r.get("same_significance", True) for r in rows)
     print(f"seed means within {GOAL_YEARS} years: {sum(r['within_goal'] for r in rows)}/{len(rows)}; "
-          f"every Δ's sign and significance agree: {'yes' if agree else 'no'}; wrote {args.out}")
+          f"every Δ's sign and significance agree: {'yes' if agree else 'no'}; wrote {out}")
     return 0
 
 

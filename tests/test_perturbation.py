@@ -1,5 +1,7 @@
 """benchmarks/perturbation.py's comparison of two thread counts' runs (without running the pipeline)."""
 import importlib.util
+import json
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,31 @@ def test_runs_that_agree_pass():
     rows = perturbation.compare_runs(run(0.0, -0.3, True), run(0.01, -0.28, True))
     assert all(r["within_goal"] for r in rows)
     assert all(r["same_sign"] and r["same_significance"] for r in rows if "delta_a" in r)
+
+
+def write_run(root: Path, shift: float, delta: float) -> Path:
+    """The files read_results() reads, as a finished `dvc repro` leaves them (metrics/eval)."""
+    eval_dir = root / "metrics/eval"
+    (eval_dir / "details").mkdir(parents=True)
+    compared = {}
+    for condition, result in run(shift, delta, True).items():
+        (eval_dir / f"{condition}.json").write_text(json.dumps(
+            {"01_korean_mae": result["korean_mae"], "02_korean_mae_seed_std": result["seed_std"]}))
+        (eval_dir / f"details/{condition}.json").write_text(json.dumps(
+            {"per_seed": {s: {"korean": {"mae": m}} for s, m in result["per_seed"].items()}}))
+        if result["vs_reference"] is not None:
+            compared[condition] = result["vs_reference"]
+    (eval_dir / "comparison.json").write_text(json.dumps({"vs_finetune_korean": compared}))
+    return root
+
+
+def test_two_finished_runs_are_compared_by_name(tmp_path, capsys):
+    a, b = write_run(tmp_path / "a", 0.0, -0.3), write_run(tmp_path / "b", 0.3, -0.3)
+    out = tmp_path / "machines.json"
+    assert perturbation.main(["--runs", f"intel={a}", f"amd={b}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| condition | MAE, intel | MAE, amd |" in printed
+    assert "| baseline | 4.000 | 4.300 | 0.300 (over) |" in printed
+    written = json.loads(out.read_text())
+    assert written["runs"] == {"intel": str(a), "amd": str(b)}
+    assert {r["condition"]: r["abs_diff"] for r in written["rows"]}["multitrain"] == pytest.approx(0.3)
