@@ -3,16 +3,13 @@ import copy
 import dataclasses
 import itertools
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from pipeline import batchnorm, train
-from pipeline.data import loaders as L
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
-from tests.test_train import CPU, cfg, fresh_model, toy_images, toy_loaders
+from tests.test_train import CPU, cfg, fresh_model, toy_images, toy_loaders, toy_multitask_loaders
 
 
 def test_statistics_become_the_average_over_the_batches_and_nothing_else_changes():
@@ -109,21 +106,12 @@ def test_a_small_training_split_is_recalibrated_over_several_of_its_epochs(tmp_p
 def test_multitrain_recalibrates_its_age_encoder_on_the_age_photos_alone(tmp_path):
     """Validation scores multitrain's age encoder on single photos; its statistics come from the labelled age
     batches, not also from the tuple photos its coupling runs through it in training."""
-    images, table = toy_images(n=96)
-    images = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # 32 px for r21d_mini
-    tuples = pd.DataFrame({"person_id": [f"p{i}" for i in range(12)], "row_0": np.arange(12),
-                           "row_1": np.arange(12, 24), "row_2": np.arange(24, 36)})
     c = cfg(epochs=1, bn_recalibration=3)
-
-    def multitask() -> L.Loaders:
-        return L.multitask_loaders(toy_loaders(images, table, c),
-                                   L.make_loader(L.tuple_dataset(images, tuples, 0), 4, True, 0, CPU))
-
     torch.manual_seed(0)
     model = MultiTrainModel(AgeRegressor(build_encoder("tiny_cnn"), augment=False),
                             VCOPModel(build_encoder("r21d_mini"), 3, 32), "rank")
     step = train.MultiStep(1.0, 1.0)
-    train.fit(model, multitask(), step, c, tmp_path, CPU)
+    train.fit(model, toy_multitask_loaders(c)[0], step, c, tmp_path, CPU)
     returned = [layer.running_mean.clone() for layer in batchnorm.batchnorms(model.age)]
 
     def age_means_after(batches) -> list[torch.Tensor]:
@@ -131,8 +119,8 @@ def test_multitrain_recalibrates_its_age_encoder_on_the_age_photos_alone(tmp_pat
         assert batchnorm.recalibrate(probe, batches, step, c.bn_recalibration) == c.bn_recalibration
         return [layer.running_mean for layer in batchnorm.batchnorms(probe.age)]
 
-    photos = batchnorm.batches_from(toy_loaders(images, table, c).train.epoch, 0)
-    age_alone = age_means_after((batch, None) for batch in photos)
-    with_tuples = age_means_after(batchnorm.batches_from(multitask().train.epoch, 0))
+    multitask, age = toy_multitask_loaders(c)
+    age_alone = age_means_after((batch, None) for batch in batchnorm.batches_from(age.train.epoch, 0))
+    with_tuples = age_means_after(batchnorm.batches_from(multitask.train.epoch, 0))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(returned, age_alone))
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(returned, with_tuples))

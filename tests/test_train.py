@@ -190,17 +190,22 @@ def test_order_margin_loss_is_zero_only_when_predictions_follow_the_order():
     assert float(order_margin_loss(reversed_, rank, margin=0.5)) > float(order_margin_loss(too_close, rank, 0.5))
 
 
-def test_fit_runs_multitrain_with_paired_batches(tmp_path):
+def toy_multitask_loaders(cfg: TrainConfig) -> tuple[loaders.Loaders, loaders.Loaders]:
+    """Multitrain's batches over 32 px toy photos (r21d_mini's smallest input): toy age batches, each paired with
+    4 of 12 toy tuples; and the age batches alone."""
     images, table = toy_images(n=96)
-    images = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # 32 px for r21d_mini
+    images = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
     tuples = pd.DataFrame({"person_id": [f"p{i}" for i in range(12)], "row_0": np.arange(12),
                            "row_1": np.arange(12, 24), "row_2": np.arange(24, 36)})
-    c = cfg(epochs=1)
-    age = toy_loaders(images, table, c)
     tuple_loader = loaders.make_loader(loaders.tuple_dataset(images, tuples, 0), 4, True, 0, CPU)
-    paired = loaders.Loaders(loaders.paired_loader(age.train, tuple_loader), loaders.paired_loader(age.val, None))
+    age = toy_loaders(images, table, cfg)
+    return loaders.multitask_loaders(age, tuple_loader), age
+
+
+def test_fit_runs_multitrain_with_paired_batches(tmp_path):
+    c = cfg(epochs=1)
     model = multitrain_model("rank")
-    result = train.fit(model, paired, train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
+    result = train.fit(model, toy_multitask_loaders(c)[0], train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
     row = result.history[0]
     assert row["train_coupling_loss"] > 0 and row["train_vcop_loss"] > 0 and np.isfinite(row["val_mae"])
 
