@@ -50,9 +50,9 @@ def _lite0_file() -> Path:
 def native_same_padding(net: nn.Module) -> nn.Module:
     """`net` with every stride-1 TF-"same" conv of efficientnet-lite-pytorch replaced by an nn.Conv2d padding
     (k - 1) // 2 on each side: the same function and parameters, without the F.pad copy the package makes before
-    each conv on every forward (1.14x per training step at 48 px, batch 32, on 2 CPU cores:
-    benchmarks/encoder_levers.py). Strided convs keep their padding, which is asymmetric and depends on the input
-    size."""
+    each conv on every forward (benchmarks/encoder_levers.py, 48 px, batch 32, 2 cores: 1.14x per training step on
+    an Intel Xeon, but 0.78x on an AMD EPYC: benchmarks/README.md "Padding and torch.compile on the AMD EPYC").
+    Strided convs keep their padding, which is asymmetric and depends on the input size."""
     from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 
     for parent in list(net.modules()):
