@@ -164,8 +164,7 @@ def test_each_role_has_its_own_face_mode(tmp_path):
     by_role = cache_build.face_settings(cfg)
     assert (by_role["general"].face, by_role["korean"].face) == ("none", "landmarks")
     assert by_role["general"].margin == by_role["korean"].margin  # one template and margin for every crop
-    shared = data_config(face="mtcnn", korean="aihub_aging", korean_root=str(tmp_path))
-    assert cache_build.face_settings(shared)["korean"].face == "mtcnn"  # the shared default
+    assert cache_build.face_settings(data_config(face="mtcnn"))["korean"].face == "mtcnn"  # the shared default
     with pytest.raises(config.ConfigError, match="general_face .*landmarks needs a source.*'megaage_asian' has none"):
         data_config(general="megaage_asian", general_root=str(tmp_path), general_face="landmarks")
     with pytest.raises(config.ConfigError, match=r"data.korean_face: expected one of"):

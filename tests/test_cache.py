@@ -114,22 +114,6 @@ def test_face_settings_come_from_params_and_synthetic_roles_are_crops(tmp_path):
     assert sources.rendered_crops(data, manifest).tolist() == [False, True, True]
 
 
-def test_a_synthetic_role_records_no_detector_even_under_a_shared_face(tmp_path):
-    params = config.read_params()
-    data = config.build(config.DataConfig, {**params["data"], "face": "mtcnn", "general": "aaf",
-                                            "general_root": str(tmp_path)}, "params.yaml:data")
-    assert data.role_faces() == {"general": "mtcnn", "korean": "none"}
-    assert cache_build.face_settings(data)["korean"].face == "none"  # what a model trained on it records
-
-
-@pytest.mark.parametrize("role", ["general", "korean"])
-def test_a_face_mode_set_for_a_synthetic_role_fails_naming_the_key(role):
-    params = config.read_params()
-    with pytest.raises(config.ConfigError, match=rf"{role}_face='mtcnn' has no effect: the {role} role is synthetic"):
-        config.build(config.DataConfig, {**params["data"], f"{role}_face": "mtcnn"}, "params.yaml:data")
-    config.build(config.DataConfig, {**params["data"], f"{role}_face": "none"}, "params.yaml:data")  # says what is
-
-
 @pytest.mark.parametrize("key, value, message", [
     ("face", "dlib", "data.face: expected one of 'none', 'mtcnn', 'landmarks'"),
     ("face_template", "ffhq", "data.face_template: expected one of 'arcface'"),

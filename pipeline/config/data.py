@@ -60,8 +60,7 @@ class DataConfig:
     # mtcnn = detect the largest face, align eyes and mouth to `face_template`, crop with `face_margin` context;
     # landmarks = the same alignment from the 5 points the photo's label carries (no detector). `general_face` /
     # `korean_face` override `face` for one role (e.g. MegaAge's crops + AIHub's whole photos). Synthetic photos
-    # are rendered as aligned crops and always take `none`: the shared `face` applies to the real roles only, and
-    # a synthetic role's own `<role>_face` other than none fails. The model file records each role's mode.
+    # are rendered as aligned crops and always take `none`. The model file records these.
     face: Literal["none", "mtcnn", "landmarks"] = "none"
     general_face: Literal["", "none", "mtcnn", "landmarks"] = ""
     korean_face: Literal["", "none", "mtcnn", "landmarks"] = ""
@@ -77,8 +76,7 @@ class DataConfig:
         check_face_limits(self.face_margin, self.face_min_size, self.face_max_side)
         modes = set(self.role_faces().values())
         if modes == {"none"}:
-            check_unused(self, FACE_KEYS, "with face 'none' on every role (photos are taken as crops, as synthetic "
-                                          "ones always are; set face: mtcnn to detect)")
+            check_unused(self, FACE_KEYS, "with face 'none' (photos are taken as crops; set face: mtcnn to detect)")
         elif "mtcnn" not in modes:
             check_unused(self, DETECTOR_KEYS, f"with face {sorted(modes)} (no detector runs; they apply to mtcnn)")
         check(0 <= self.min_age < self.max_age <= 120, f"need 0 <= min_age < max_age <= 120, got "
@@ -89,12 +87,8 @@ class DataConfig:
         labelled = REGISTRIES["landmark_source"]() if "landmark_source" in REGISTRIES else None
         for role, (source, root) in self.roles().items():
             check(source == "synthetic" or bool(root), f"{role}_root (or root): needed for source '{source}'")
-            own = getattr(self, f"{role}_face")
-            check(source != "synthetic" or own in ("", "none"),
-                  f"{role}_face={own!r} has no effect: the {role} role is synthetic, rendered as aligned face "
-                  f"crops; leave it at ''")
             face = self.role_faces()[role]
-            check(face != "landmarks" or labelled is None or source in labelled,
+            check(face != "landmarks" or source == "synthetic" or labelled is None or source in labelled,
                   f"{role}_face (or face): landmarks needs a source whose labels carry face points "
                   f"({', '.join(labelled or [])}); '{source}' has none: use mtcnn (whole photos) or none (crops)")
 
@@ -104,10 +98,8 @@ class DataConfig:
                 "korean": (self.korean, self.korean_root or self.root)}
 
     def role_faces(self) -> dict[str, str]:
-        """role -> its face mode: a role's own `<role>_face`, else the shared `face`; `none` for a synthetic role,
-        whose photos are rendered crops (so a model trained on them records no detector)."""
-        return {role: "none" if getattr(self, role) == "synthetic" else getattr(self, f"{role}_face") or self.face
-                for role in ("general", "korean")}
+        """role -> its face mode: a role's own `<role>_face`, else the shared `face`."""
+        return {"general": self.general_face or self.face, "korean": self.korean_face or self.face}
 
     @property
     def uses_synthetic(self) -> bool:
