@@ -98,13 +98,27 @@ def test_literal_values_are_checked(tmp_path):
     ("split_korean", "label_frac", 0.0, "label_frac must be in"),
     ("data", "image_size", 8, "image_size must be >= 24"),
     ("data", "korean", "csv", r"korean_root \(or root\): needed for source 'csv'"),  # no root given
-    ("multitrain", "vcop_encoder", "efficientnet_lite0", "different"),  # the default age_encoder
 ])
 def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, message):
     params = base_params()
     params[section][key] = value
     with pytest.raises(ConfigError, match=message):
         load_section(SECTIONS[section], section, write(tmp_path, params))
+
+
+def test_multitrain_refuses_the_age_encoder_as_its_vcop_encoder(tmp_path):
+    params = base_params()
+    params["multitrain"].update(vcop_encoder=params["multitrain"]["age_encoder"], vcop_encoder_weights="imagenet")
+    with pytest.raises(ConfigError, match="different"):
+        load_section(SECTIONS["multitrain"], "multitrain", write(tmp_path, params))
+
+
+def test_a_frozen_encoder_without_weights_fails_naming_the_key(tmp_path):
+    params = base_params()
+    params["train_baseline"].update(encoder="efficientnet_lite0_frozen2", encoder_weights="none")
+    with pytest.raises(ConfigError, match=r"train_baseline\.encoder_weights: encoder 'efficientnet_lite0_frozen2' "
+                                          "keeps its first layers as loaded"):
+        load_section(SECTIONS["train_baseline"], "train_baseline", write(tmp_path, params))
 
 
 def test_valid_override_is_used_and_top_level_seed_fills_sections(tmp_path):
@@ -176,8 +190,8 @@ def test_recipe_keys_hold_the_defaults_docs_recipe_documents():
     assert budget.select_start is True and "(`budget.select_start`, default `true`)" in recipe
     assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
     baseline = load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml")
-    assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0", "imagenet")
-    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in recipe
+    assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0_frozen2", "imagenet")
+    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0_frozen2`" in recipe
     assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
 
 

@@ -13,6 +13,7 @@ from pipeline.config import REGISTRIES, WEIGHTS_CHECKS, ConfigError
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 _IMAGENET: dict[str, "ImageNetWeights"] = {}
+_FROZEN: set[str] = set()  # encoders whose first layers never train: they must start from published weights
 # what randomly initialised encoders see (x in [0, 1] -> (x - 0.5) / 0.25); pretrained ones get their own statistics
 DEFAULT_MEAN, DEFAULT_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -30,14 +31,18 @@ class ImageNetWeights:
     std: tuple[float, float, float] = IMAGENET_STD
 
 
-def register(factory: Callable[..., nn.Module] | None = None, *, imagenet: ImageNetWeights | None = None):
-    """`@register` or `@register(imagenet=ImageNetWeights(...))` for an encoder with published weights."""
+def register(factory: Callable[..., nn.Module] | None = None, *, imagenet: ImageNetWeights | None = None,
+             frozen: bool = False):
+    """`@register` or `@register(imagenet=ImageNetWeights(...))` for an encoder with published weights;
+    `frozen=True` for one that keeps some layers as loaded (config refuses it with `encoder_weights: none`)."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         assert fn.__name__ not in _ENCODERS, f"encoder '{fn.__name__}' registered twice"
         _ENCODERS[fn.__name__] = fn
         if imagenet is not None:
             _IMAGENET[fn.__name__] = imagenet
+        if frozen:
+            _FROZEN.add(fn.__name__)
         return fn
 
     return add(factory) if factory is not None else add
@@ -106,8 +111,11 @@ def load_encoder_state(encoder: nn.Module, state: dict, path: Path, mean: tuple,
 
 def check_weights(name: str, weights: str) -> str | None:
     """What is wrong with `weights` for encoder `name` (None when it would load): checked when params load."""
-    if weights == "none" or name not in _ENCODERS:
+    if name not in _ENCODERS:
         return None
+    if weights == "none":
+        return (f"encoder '{name}' keeps its first layers as loaded, so it needs weights (imagenet or a state dict); "
+                "for a randomly initialised encoder use one that trains every layer") if name in _FROZEN else None
     try:
         _weights_file(name, weights)
     except (ConfigError, FileNotFoundError) as err:
