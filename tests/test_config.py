@@ -190,8 +190,8 @@ def test_recipe_keys_hold_the_defaults_docs_recipe_documents():
     assert budget.select_start is True and "(`budget.select_start`, default `true`)" in recipe
     assert load_section(config.SequenceConfig, "build_sequences", ROOT / "params.yaml").resample_each_epoch is False
     baseline = load_section(config.TrainBaselineConfig, "train_baseline", ROOT / "params.yaml")
-    assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0_frozen2", "imagenet")
-    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0_frozen2`" in recipe
+    assert (baseline.encoder, baseline.encoder_weights) == ("efficientnet_lite0", "imagenet")
+    assert "The default age encoder of every condition is ImageNet-pretrained `efficientnet_lite0`" in recipe
     assert "general_mix" not in vars(budget.phase("korean", 0))  # a phase's optimisation only
 
 

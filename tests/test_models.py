@@ -162,3 +162,44 @@ def test_efficientnet_lite0_native_padding_is_the_packages_same_padding(size):
     (grad_ours,) = torch.autograd.grad(ours.sum(), x)
     (grad_theirs,) = torch.autograd.grad(theirs.sum(), x)
     torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_efficientnet_lite0_frozen2_trains_only_past_its_second_stage():
+    torch.manual_seed(0)
+    model = AgeRegressor(build_encoder("efficientnet_lite0_frozen2", weights="imagenet"))
+    whole = build_encoder("efficientnet_lite0", weights="imagenet").eval()
+    x = torch.randn(2, 3, 48, 48)
+    assert torch.equal(model.encoder.eval()(x), whole(x))  # the same network and weights, only fewer train
+    net = model.encoder.net
+    kept = {id(p) for module in (net._conv_stem, net._bn0, *net._blocks[:3]) for p in module.parameters()}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    model(torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)).abs().mean().backward()
+    opt.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    frozen_names = {name for name, p in model.named_parameters() if id(p) in kept}
+    assert frozen_names and not frozen_names & moved  # the stem and stages 1-2 keep their ImageNet weights
+    assert "head.weight" in moved and any(n.startswith("encoder.net._blocks.3.") for n in moved)  # the rest trains
+
+
+def test_resnet18_weights_named_as_torchvision_names_them():
+    import torchvision
+
+    from pipeline.models.encoders import RESNET18_IMAGENET_URL
+    from pipeline.models.registry import _IMAGENET
+
+    published = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    assert RESNET18_IMAGENET_URL == published.url
+    assert (_IMAGENET["resnet18"].mean, _IMAGENET["resnet18"].std) == (tuple(published.transforms().mean),
+                                                                       tuple(published.transforms().std))
+
+
+def test_a_training_stage_imports_no_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.artifacts, pipeline.phases, pipeline.train, pipeline.models; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

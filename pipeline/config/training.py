@@ -24,7 +24,7 @@ class OptimConfig:
     ema_decay: float = 0.0  # > 0: validate, select and return an EMA of the weights with this decay per step
     # > 0: before each val pass, BatchNorm statistics are recomputed over this many training batches
     # (pipeline.batchnorm), so val scores, and selection keeps, the weights as trained
-    bn_recalibration: int = 10
+    bn_recalibration: int = 20
     # > 0: the phase returns the average of the weights after each of its last swa_epochs epochs (all of them in a
     # shorter phase; BatchNorm recomputed over one training pass) instead of its best epoch on val
     # (pipeline.averaging.EpochAverage)

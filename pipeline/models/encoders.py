@@ -1,27 +1,32 @@
 """Per-photo encoders: torchvision ResNet-18, EfficientNet-Lite0 (whole, or with its first stages frozen), a small
-R(2+1)D network, and a tiny CNN for smoke runs. Weights come from registry.build_encoder (`encoder_weights`), never downloaded at run time."""
+R(2+1)D network, and a tiny CNN for smoke runs. Weights come from registry.build_encoder (`encoder_weights`), never
+downloaded at run time."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
-from pipeline.models.registry import ImageNetWeights, register
+from pipeline.models.registry import IMAGENET_MEAN, IMAGENET_STD, ImageNetWeights, register
 
 
-def _torch_hub_file(weights: torchvision.models.WeightsEnum) -> Path:
-    """Where torchvision's weights API keeps (and looks for) `weights`: <torch hub dir>/checkpoints/<file>."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+# torchvision's ResNet18_Weights.IMAGENET1K_V1 (tests/test_models.py checks these against it). Named here, not
+# imported: importing torchvision pulls in torch._dynamo through torchvision.ops, ~1.4 s of every stage's start-up
+# (benchmarks/README.md "Start-up"), and only resnet18 and resnet10_w32 need it
+RESNET18_IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 
 
-RESNET18_IMAGENET = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+def _torch_hub_file(url: str) -> Path:
+    """Where torchvision's weights API keeps (and looks for) the file at `url`: <torch hub dir>/checkpoints/<file>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
 class ResNetEncoder(nn.Module):
     def __init__(self):
         super().__init__()
+        import torchvision
+
         net = torchvision.models.resnet18(weights=None)  # never download at run time
         net.fc = nn.Identity()
         self.net, self.feature_dim = net, 512
@@ -31,10 +36,10 @@ class ResNetEncoder(nn.Module):
 
 
 @register(imagenet=ImageNetWeights(
-    path=lambda: _torch_hub_file(RESNET18_IMAGENET),
+    path=lambda: _torch_hub_file(RESNET18_IMAGENET_URL),
     how_to_get=f"with internet, run once: python -c \"import torchvision; torchvision.models.resnet18(weights='"
-               f"IMAGENET1K_V1')\" (it writes that file), or copy {RESNET18_IMAGENET.url} there (TORCH_HOME moves it)",
-    mean=tuple(RESNET18_IMAGENET.transforms().mean), std=tuple(RESNET18_IMAGENET.transforms().std)))
+               f"IMAGENET1K_V1')\" (it writes that file), or copy {RESNET18_IMAGENET_URL} there (TORCH_HOME moves it)",
+    mean=IMAGENET_MEAN, std=IMAGENET_STD))
 def resnet18() -> nn.Module:
     return ResNetEncoder()
 
@@ -78,7 +83,7 @@ class EfficientNetLite0Encoder(nn.Module):
     stage 2 blocks 1-2): their weights keep what they were built or loaded with, and no backward pass reaches
     them. Their BatchNorm statistics still follow the data (train mode, pipeline.batchnorm's recalibration)."""
 
-    STAGE_ENDS = (1, 3)  # blocks[:end] are stages 1..k of EfficientNet-Lite0 (repeats 1, 2 of its first stages)
+    STAGE_ENDS = (1, 3)  # stage 1 is block 0, stage 2 blocks 1-2: blocks[:STAGE_ENDS[k - 1]] are stages 1..k
 
     def __init__(self, frozen_stages: int = 0):
         super().__init__()
@@ -111,9 +116,9 @@ def efficientnet_lite0() -> nn.Module:
     return EfficientNetLite0Encoder()
 
 
-# the default: its ImageNet stem and first two stages (the 24x24 and 12x12 maps at 48 px, where most of a training
-# step's compute is) stay as published. On 2 cores a training stage takes 0.65x the time of efficientnet_lite0's
-# at batch 64, with the same general and Korean val MAE on one seed (benchmarks/README.md "Frozen early stages")
+# its ImageNet stem and first two stages (the 24x24 and 12x12 maps at 48 px) stay as published, so no backward
+# pass runs there: a lever for time, not the default. With batches of 64 a whole default run took 0.71x the time
+# and every condition was worse on the Korean test (benchmarks/README.md "Frozen early stages and batches of 64")
 @register(imagenet=LITE0_IMAGENET, frozen=True)
 def efficientnet_lite0_frozen2() -> nn.Module:
     return EfficientNetLite0Encoder(frozen_stages=2)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
-
 from pipeline.models.registry import register
 
 
@@ -21,6 +19,8 @@ class SmallResNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), blocks: tuple[int, ...] = (1, 1, 1, 1),
                  stem_stride: int = 2):
         super().__init__()
+        from torchvision.models.resnet import BasicBlock  # here, not at import: see encoders.RESNET18_IMAGENET_URL
+
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride=stem_stride, padding=1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         stages, c_in = [], widths[0]
