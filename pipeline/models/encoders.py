@@ -12,7 +12,7 @@ from pipeline.models.registry import IMAGENET_MEAN, IMAGENET_STD, ImageNetWeight
 
 
 # torchvision's ResNet18_Weights.IMAGENET1K_V1 (tests/test_models.py checks these against it). Named here, not
-# imported: importing torchvision pulls in torch._dynamo through torchvision.ops, ~1.4 s of every stage's start-up
+# imported: importing torchvision pulls in torch._dynamo through torchvision.ops, ~1.8 s of every stage's start-up
 # (benchmarks/README.md "Start-up"), and only resnet18 and resnet10_w32 need it
 RESNET18_IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 
