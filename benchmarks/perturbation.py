@@ -27,9 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.layout import CONDITIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pipeline", "stages", "profiles", "dvc.yaml", ".dvcignore")  # what a run needs; no data, no outputs
-CONDITIONS = ("baseline", "finetune_korean", "downstream", "multitrain")
 REFERENCE = "finetune_korean"
 GOAL_YEARS = 0.05  # |Δ seed-mean MAE| between thread counts that counts as machine-independent
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.layout import CONDITIONS
 from pipeline.metrics import compare_blocks
 
-CONDITIONS = ("baseline", "finetune_korean", "downstream", "multitrain")
 REFERENCE = "finetune_korean"
 PREDICTIONS = "metrics/eval/predictions.csv"
 
@@ -65,6 +65,8 @@ def main() -> None:
             if not a[["photo", "age", "person_id"]].equals(b[["photo", "age", "person_id"]]):
                 parser.error(f"{name} scored other test photos than {first_name}: not the same split and data")
     only = {cond: names.split(",") for cond, names in (o.split("=", 1) for o in args.only)}
+    if unknown := sorted({n for names in only.values() for n in names} - set(frames)):
+        parser.error(f"--only names runs not given: {unknown}; given: {sorted(frames)}")
     results = {}
     for condition in CONDITIONS:
         chosen = {n: frames[n] for n in only.get(condition, frames)}

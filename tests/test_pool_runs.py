@@ -43,3 +43,12 @@ def test_runs_of_another_split_are_refused(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         pool_runs.main()
     assert "scored other test photos" in capsys.readouterr().err
+
+
+def test_only_naming_a_run_not_given_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a" / "metrics/eval").mkdir(parents=True)
+    predictions(0.0).to_csv(tmp_path / "a" / pool_runs.PREDICTIONS, index=False)
+    monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", "--only", "multitrain=a,b"])
+    with pytest.raises(SystemExit):
+        pool_runs.main()
+    assert "--only names runs not given: ['b']" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from pipeline.models.registry import register
 
 
