@@ -1,6 +1,8 @@
 """How much validation MAE jumps between consecutive epochs, per training stage and phase, over training seeds.
 
     python benchmarks/val_swing.py                      # metrics/history/<stage>/seed<k>.csv of the last run
+                                                        #   (made with budget.*.val_every 1: the default has no
+                                                        #   per-epoch val)
     python benchmarks/val_swing.py path/to/history/...  # any history CSVs (one phase column, val_mae per epoch)
 
 A recipe whose val MAE swings by years between epochs lets best-epoch selection on a small val split turn tiny
@@ -22,7 +24,7 @@ def largest_jumps(paths: list[Path]) -> dict[str, list[float]]:
     jumps: dict[str, list[float]] = defaultdict(list)
     for path in paths:
         frame = pd.read_csv(path)
-        if "val_mae" not in frame:  # pretrain_vcop selects on accuracy
+        if "val_mae" not in frame:  # pretrain_vcop selects on accuracy; val_every 0 scores no single epoch
             continue
         for phase, rows in frame.groupby("phase", sort=True):
             maes = rows.sort_values("epoch")["val_mae"].to_numpy()
@@ -36,7 +38,12 @@ def main() -> None:
     paths = [Path(p) for p in sys.argv[1:]] or sorted(HISTORY.glob("*/seed*.csv"))
     if not paths:
         sys.exit(f"no history CSVs under {HISTORY}/: run `dvc repro` first or name the files")
-    for tag, values in sorted(largest_jumps(paths).items()):
+    jumps = largest_jumps(paths)
+    if not jumps:
+        sys.exit("no per-epoch val MAE in these histories: the default scores no single epoch (val_every 0). The "
+                 "weights do not depend on it, so rerun with `dvc exp run -S budget.general.val_every=1 "
+                 "-S budget.korean.val_every=1` for the curves")
+    for tag, values in sorted(jumps.items()):
         print(f"{tag:28s} largest jump {max(values):6.2f} years   per file {[round(v, 2) for v in values]}")
 
 

@@ -48,6 +48,11 @@ class FitState:
         self.epoch = epoch + 1
         return improved
 
+    def record_unscored(self, epoch: int, row: dict) -> None:
+        """Log one finished epoch that had no val pass (it cannot be selected)."""
+        self.history.append(row)
+        self.epoch = epoch + 1
+
 
 def fingerprint(cfg: TrainConfig, *parts: Any) -> str:
     """What a checkpoint was trained from: resuming is only allowed when this matches."""

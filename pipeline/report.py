@@ -57,20 +57,21 @@ def plot_bands(bands: pd.DataFrame, path: Path) -> None:
 
 
 def plot_training(histories: dict[tuple[str, int], pd.DataFrame], path: Path) -> None:
-    """Val curves of every (stage, training seed) run: one colour per stage, one line per seed."""
+    """Training curves of every (stage, training seed) run: one colour per stage, one line per seed; train (dashed)
+    every epoch, val (markers) on the epochs that were scored (`val_every`)."""
     fig, (ax_age, ax_vcop) = plt.subplots(1, 2, figsize=(10, 4))
     colours = {stage: f"C{i}" for i, stage in enumerate(dict.fromkeys(stage for stage, _ in histories))}
     for (stage, seed), frame in histories.items():
         first = seed == min(s for st, s in histories if st == stage)  # one legend entry per stage
-        if "val_mae" in frame:
-            ax_age.plot(frame["step"], frame["val_mae"], marker="o", ms=3, lw=1, color=colours[stage],
-                        label=stage if first else None)
-        if "val_acc" in frame:
-            ax_vcop.plot(frame["step"], frame["val_acc"], marker="o", ms=3, lw=1, color=colours[stage],
-                         label=f"{stage} val" if first else None)
-            ax_vcop.plot(frame["step"], frame["train_acc"], ls="--", lw=1, color=colours[stage],
-                         label=f"{stage} train" if first else None)
-    ax_age.set(xlabel="epoch (all phases)", ylabel="val MAE (years)", title="Age training (one line per seed)")
+        for ax, metric in ((ax_age, "mae"), (ax_vcop, "acc")):  # multitrain has both
+            if f"train_{metric}" in frame:
+                ax.plot(frame["step"], frame[f"train_{metric}"], ls="--", lw=1, color=colours[stage],
+                        label=f"{stage} train" if first else None)
+            if f"val_{metric}" in frame and frame[f"val_{metric}"].notna().any():
+                scored = frame[frame[f"val_{metric}"].notna()]
+                ax.plot(scored["step"], scored[f"val_{metric}"], marker="o", ms=3, lw=1, color=colours[stage],
+                        label=f"{stage} val" if first else None)
+    ax_age.set(xlabel="epoch (all phases)", ylabel="MAE (years)", title="Age training (one line per seed)")
     ax_vcop.set(xlabel="epoch", ylabel="permutation accuracy", title="VCOP pretext (one line per seed)", ylim=(0, 1))
     for ax in (ax_age, ax_vcop):
         ax.grid(alpha=0.3)

@@ -225,6 +225,14 @@ def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def scores_epoch(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether epoch `epoch` (0-based) gets a val pass: always without the epoch average (selection and early
+    stopping read every epoch), else every cfg.val_every-th epoch (0: none), as those passes are only recorded."""
+    if not cfg.swa_epochs:
+        return True
+    return cfg.val_every > 0 and (epoch + 1) % cfg.val_every == 0
+
+
 def _patience_spent(state: FitState, cfg: TrainConfig) -> bool:
     """Early stopping: `cfg.patience` epochs in a row without a better val metric (0 = never stop early)."""
     return bool(cfg.patience and state.bad_epochs >= cfg.patience)
@@ -317,8 +325,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     returned when no epoch beats them; the result then holds `start_val_*` too.
     With cfg.swa_epochs > 0 the phase returns the uniform average of the weights after each of its last
     swa_epochs epochs (pipeline.averaging.EpochAverage; its `averaged_epochs` counts them) instead of its best
-    epoch: the val passes of single epochs are then only recorded (history), and `select_start` compares the
-    starting weights with the average.
+    epoch: the val passes of single epochs are then only recorded (history; every cfg.val_every-th epoch, none at
+    0), and `select_start` compares the starting weights with the average.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
@@ -357,12 +365,19 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             break
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
                                 cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}", average=average)
-        with runtime.forked_rng(device):
-            _recalibrate(scored, loaders, step, cfg, device, use_amp, epoch)
-        val_stats = run_epoch(scored, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
+        val_stats: dict[str, float] = {}
+        if scores_epoch(cfg, epoch):
+            # forked, as every measuring pass: whether an epoch is scored (val_every) must not change training
+            with runtime.forked_rng(device):
+                _recalibrate(scored, loaders, step, cfg, device, use_amp, epoch)
+                val_stats = run_epoch(scored, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
-        improved = state.record(epoch, sign * val_stats[select], row)
+        improved = False
+        if val_stats:
+            improved = state.record(epoch, sign * val_stats[select], row)
+        else:
+            state.record_unscored(epoch, row)
         if improved and tail is None:  # kept in memory (a copy is ~ms); written with the resumable state
             best_weights = _cpu_copy(scored)  # (averaging the tail, best_weights stay the starting weights)
         if tail is not None:
@@ -372,8 +387,8 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             averaging = average.state() if average is not None else tail.state() if tail is not None else None
             checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights, averaging)
             saved_at = time.monotonic()
-        log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats, val_stats,
-                 "  *best*" if improved and tail is None else "")
+        log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats,
+                 val_stats or "not scored (val_every)", "  *best*" if improved and tail is None else "")
     if tail is not None:
         return _averaged_result(model, tail, state, best_weights, loaders, step, cfg, device, use_amp, select, sign,
                                 tag)

@@ -7,6 +7,7 @@ from torch import nn
 from pipeline import checkpoint, train
 from pipeline.averaging import EpochAverage, WeightAverage
 from pipeline.config import TrainConfig
+from pipeline.models import AgeRegressor, build_encoder
 from tests.test_train import CPU, cfg, fresh_model, pretrained, shifted_step, toy_images, toy_loaders
 
 
@@ -64,7 +65,7 @@ def test_epoch_average_is_the_running_mean_of_the_tail_and_copies_integer_buffer
 
 def test_fit_with_swa_returns_the_average_of_its_last_epochs_with_batchnorm_recomputed(tmp_path, monkeypatch):
     images, table = toy_images()
-    c = cfg(epochs=4, swa_epochs=2)
+    c = cfg(epochs=4, swa_epochs=2, val_every=1)  # history[0] below is scored
     trained = []  # the trained weights after every epoch (checkpoint_every_s 0: a checkpoint per epoch)
     save = checkpoint.save_checkpoint
     monkeypatch.setattr(checkpoint, "save_checkpoint", lambda path, payload: (
@@ -102,8 +103,37 @@ def test_fit_with_swa_keeps_a_better_start_and_resumes_its_average(tmp_path):
     assert again.best == result.best
 
 
+def test_val_every_changes_what_is_recorded_not_the_trained_weights(tmp_path):
+    """With the epoch average a single epoch's val pass is only recorded: scoring every epoch, every other one or
+    none gives the same weights (augmentation draws from the global RNG, which a val pass must not move), and the
+    history says which epochs were scored."""
+    images, table = toy_images()
+    weights, scored = {}, {}
+    for every in (1, 2, 0):
+        c = cfg(epochs=4, swa_epochs=2, bn_recalibration=2, val_every=every)
+        torch.manual_seed(0)
+        model = AgeRegressor(build_encoder("tiny_cnn"), augment=True)
+        result = train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path / str(every), CPU)
+        weights[every] = model.state_dict()
+        scored[every] = ["val_mae" in row for row in result.history]
+        assert result.best["averaged_epochs"] == 2 and "val_mae" in result.best  # the average is always scored
+    assert scored == {1: [True] * 4, 2: [False, True, False, True], 0: [False] * 4}
+    for every in (2, 0):
+        for name, tensor in weights[1].items():
+            assert torch.equal(tensor, weights[every][name]), (every, name)
+
+
+def test_without_the_epoch_average_every_epoch_is_scored_whatever_val_every_says(tmp_path):
+    images, table = toy_images()
+    c = cfg(epochs=3, val_every=0)  # swa_epochs 0: best-epoch selection reads every epoch
+    result = train.fit(fresh_model(), toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    assert all("val_mae" in row for row in result.history)
+    assert result.best["val_mae"] == min(row["val_mae"] for row in result.history)
+
+
 @pytest.mark.parametrize("other, message", [({"ema_decay": 0.9}, "swa_epochs and ema_decay"),
-                                            ({"patience": 2}, "early stopping"), ({"swa_epochs": -1}, "swa_epochs")])
+                                            ({"patience": 2}, "early stopping"), ({"swa_epochs": -1}, "swa_epochs"),
+                                            ({"val_every": -1}, "val_every")])
 def test_swa_with_another_averaging_or_early_stopping_is_refused(other, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(seed=0, epochs=4, batch_size=8, lr=1.0e-3, **{"swa_epochs": 3, **other})

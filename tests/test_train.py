@@ -79,13 +79,16 @@ class Interrupt(Exception):
 
 # with a weight average (EMA, or the epoch average of the last epochs) the checkpoint must carry it too;
 # recalibrated BatchNorm statistics must not change what training draws
-# (the epoch-average run dies in its last epoch, when the checkpoint holds one averaged epoch: 9 step calls an epoch,
-# 5 training, 2 recalibration, 2 val)
-@pytest.mark.parametrize("ema_decay, bn_recalibration, swa_epochs, die_at",
-                         [(0.0, 0, 0, 7), (0.9, 0, 0, 7), (0.0, 2, 0, 7), (0.0, 2, 2, 21)])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_recalibration, swa_epochs, die_at):
+# (the epoch-average runs die in their last epoch, when the checkpoint holds one averaged epoch: 8 step calls an
+# epoch, 4 training, 2 recalibration, 2 val; 4 with val_every 0, which scores no single epoch)
+@pytest.mark.parametrize("ema_decay, bn_recalibration, swa_epochs, val_every, die_at",
+                         [(0.0, 0, 0, 1, 7), (0.9, 0, 0, 1, 7), (0.0, 2, 0, 1, 7), (0.0, 2, 2, 1, 21),
+                          (0.0, 2, 2, 0, 11)])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_recalibration, swa_epochs, val_every,
+                                                      die_at):
     images, table = toy_images()
-    c = cfg(epochs=3, ema_decay=ema_decay, bn_recalibration=bn_recalibration, swa_epochs=swa_epochs)
+    c = cfg(epochs=3, ema_decay=ema_decay, bn_recalibration=bn_recalibration, swa_epochs=swa_epochs,
+            val_every=val_every)
     torch.manual_seed(123)
     full = fresh_model()
     train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)

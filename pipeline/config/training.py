@@ -29,6 +29,11 @@ class OptimConfig:
     # shorter phase; BatchNorm recomputed over one training pass) instead of its best epoch on val
     # (pipeline.averaging.EpochAverage)
     swa_epochs: int = 3
+    # with swa_epochs > 0 a single epoch's val pass is only recorded (the average is scored and returned), so
+    # val_every n records every n-th epoch's (1: all) and 0 none: each skipped pass saves its BatchNorm
+    # recalibration and val batches, and the trained weights are the same bytes. Without swa_epochs every epoch
+    # is scored whatever this says: best-epoch selection and early stopping read it.
+    val_every: int = 0
     amp: bool = True  # only takes effect on CUDA
     num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
     # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
@@ -46,6 +51,7 @@ class OptimConfig:
               f"{self.ema_decay}")
         check(self.bn_recalibration >= 0, f"bn_recalibration must be >= 0 (0 = off), got {self.bn_recalibration}")
         check(self.swa_epochs >= 0, f"swa_epochs must be >= 0 (0 = off), got {self.swa_epochs}")
+        check(self.val_every >= 0, f"val_every must be >= 0 (0 = only the scored passes), got {self.val_every}")
         check(not (self.swa_epochs and self.ema_decay), "swa_epochs and ema_decay are two ways to average the "
               "weights: set one of them to 0")
         check(not (self.swa_epochs and self.patience), "swa_epochs averages the last epochs, which early stopping "
