@@ -106,10 +106,12 @@ def test_out_of_range_values_fail_with_the_fix(tmp_path, section, key, value, me
         load_section(SECTIONS[section], section, write(tmp_path, params))
 
 
-def test_multitrain_refuses_the_age_encoder_as_its_vcop_encoder(tmp_path):
+@pytest.mark.parametrize("vcop_encoder", ["efficientnet_lite0", "efficientnet_lite0_frozen2"])
+def test_multitrain_refuses_the_age_encoders_architecture_as_its_vcop_encoder(tmp_path, vcop_encoder):
     params = base_params()
-    params["multitrain"].update(vcop_encoder=params["multitrain"]["age_encoder"], vcop_encoder_weights="imagenet")
-    with pytest.raises(ConfigError, match="different"):
+    assert params["multitrain"]["age_encoder"] == "efficientnet_lite0"
+    params["multitrain"].update(vcop_encoder=vcop_encoder, vcop_encoder_weights="imagenet")
+    with pytest.raises(ConfigError, match=f"'{vcop_encoder}' are both efficientnet_lite0"):
         load_section(SECTIONS["multitrain"], "multitrain", write(tmp_path, params))
 
 

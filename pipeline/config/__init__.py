@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from pipeline.config.data import DataConfig, SequenceConfig, SplitConfig, SyntheticConfig
-from pipeline.config.loader import (PARAMS_PATH, REGISTERED_KEYS, REGISTRIES, WEIGHT_KEYS, WEIGHTS_CHECKS,
-                                    ConfigError, build, check, flatten, load_from, read_params)
+from pipeline.config.loader import (ARCHITECTURES, PARAMS_PATH, REGISTERED_KEYS, REGISTRIES, WEIGHT_KEYS,
+                                    WEIGHTS_CHECKS, ConfigError, build, check, flatten, load_from, read_params)
 from pipeline.config.seeds import split_seed, train_seed_arg, train_seeds
 from pipeline.config.training import (AgeLoss, AgeTrainingConfig, BudgetConfig, DownstreamConfig,
                                       FinetuneKoreanConfig, KoreanPhaseConfig, MultiTrainConfig, OptimConfig,
@@ -70,7 +70,8 @@ def check_all(path: Path = PARAMS_PATH) -> None:
 
 
 __all__ = [
-    "PARAMS_PATH", "REGISTERED_KEYS", "REGISTRIES", "WEIGHT_KEYS", "WEIGHTS_CHECKS", "ConfigError", "build", "flatten",
+    "ARCHITECTURES", "PARAMS_PATH", "REGISTERED_KEYS", "REGISTRIES", "WEIGHT_KEYS", "WEIGHTS_CHECKS", "ConfigError",
+    "build", "flatten",
     "read_params", "load_section", "load_training", "check_all", "split_seed", "train_seeds", "train_seed_arg",
     "SECTION_TYPES", "KNOWN_SECTIONS", "EvalConfig",
     "DataConfig", "SequenceConfig", "SplitConfig", "SyntheticConfig",

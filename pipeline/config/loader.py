@@ -110,6 +110,8 @@ REGISTRIES: dict[str, Callable[[], list[str]]] = {}
 WEIGHT_KEYS = {"encoder": "encoder_weights", "age_encoder": "age_encoder_weights",
                "vcop_encoder": "vcop_encoder_weights"}
 WEIGHTS_CHECKS: dict[str, Callable[[str, str], str | None]] = {}
+# kind -> the architecture a registered name builds (a variant such as a partly frozen encoder is its base's)
+ARCHITECTURES: dict[str, Callable[[str], str]] = {}
 REGISTERED_KEYS = {"general": "source", "korean": "source", "encoder": "encoder", "age_encoder": "encoder",
                    "vcop_encoder": "encoder"}
 

@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-from pipeline.config.loader import check, check_unused
+from pipeline.config.loader import ARCHITECTURES, check, check_unused
 
 AgeLoss = Literal["l1", "smooth_l1"]  # the age loss of every age-training stage (train.age_step)
 
@@ -162,8 +162,10 @@ class MultiTrainConfig(AgeTrainingConfig):
         check(self.vcop_weight >= 0, f"vcop_weight must be >= 0, got {self.vcop_weight}")
         check(self.coupling_weight >= 0, f"coupling_weight must be >= 0, got {self.coupling_weight}")
         check(self.tuple_batch_size >= 2, f"tuple_batch_size must be >= 2, got {self.tuple_batch_size}")
-        check(self.age_encoder != self.vcop_encoder, "age_encoder and vcop_encoder must be different "
-              f"architectures (both are '{self.age_encoder}'); the same-architecture case is `downstream`")
+        architecture = ARCHITECTURES.get("encoder", str)  # pipeline.models registers it; else names are compared
+        check(architecture(self.age_encoder) != architecture(self.vcop_encoder), "age_encoder and vcop_encoder must "
+              f"be different architectures ('{self.age_encoder}' and '{self.vcop_encoder}' are both "
+              f"{architecture(self.age_encoder)}); the same-architecture case is `downstream`")
         if self.coupling == "none":
             check_unused(self, ["coupling_weight"], "with coupling 'none' (there is no coupling loss)")
         if self.coupling != "rank":

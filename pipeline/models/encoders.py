@@ -119,7 +119,7 @@ def efficientnet_lite0() -> nn.Module:
 # its ImageNet stem and first two stages (the 24x24 and 12x12 maps at 48 px) stay as published, so no backward
 # pass runs there: a lever for time, not the default. With batches of 64 a whole default run took 0.71x the time
 # and every condition was worse on the Korean test (benchmarks/README.md "Frozen early stages and batches of 64")
-@register(imagenet=LITE0_IMAGENET, frozen=True)
+@register(imagenet=LITE0_IMAGENET, frozen=True, variant_of="efficientnet_lite0")
 def efficientnet_lite0_frozen2() -> nn.Module:
     return EfficientNetLite0Encoder(frozen_stages=2)
 

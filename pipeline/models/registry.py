@@ -9,11 +9,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from pipeline.config import REGISTRIES, WEIGHTS_CHECKS, ConfigError
+from pipeline.config import ARCHITECTURES, REGISTRIES, WEIGHTS_CHECKS, ConfigError
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 _IMAGENET: dict[str, "ImageNetWeights"] = {}
 _FROZEN: set[str] = set()  # encoders whose first layers never train: they must start from published weights
+_VARIANT_OF: dict[str, str] = {}  # a variant's name -> the encoder whose architecture it builds
 # what randomly initialised encoders see (x in [0, 1] -> (x - 0.5) / 0.25); pretrained ones get their own statistics
 DEFAULT_MEAN, DEFAULT_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -32,9 +33,10 @@ class ImageNetWeights:
 
 
 def register(factory: Callable[..., nn.Module] | None = None, *, imagenet: ImageNetWeights | None = None,
-             frozen: bool = False):
+             frozen: bool = False, variant_of: str | None = None):
     """`@register` or `@register(imagenet=ImageNetWeights(...))` for an encoder with published weights;
-    `frozen=True` for one that keeps some layers as loaded (config refuses it with `encoder_weights: none`)."""
+    `frozen=True` for one that keeps some layers as loaded (config refuses it with `encoder_weights: none`);
+    `variant_of` names the registered encoder whose architecture it builds (multitrain needs two architectures)."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         assert fn.__name__ not in _ENCODERS, f"encoder '{fn.__name__}' registered twice"
@@ -43,6 +45,9 @@ def register(factory: Callable[..., nn.Module] | None = None, *, imagenet: Image
             _IMAGENET[fn.__name__] = imagenet
         if frozen:
             _FROZEN.add(fn.__name__)
+        if variant_of is not None:
+            assert variant_of in _ENCODERS, f"'{fn.__name__}' is a variant of unregistered '{variant_of}'"
+            _VARIANT_OF[fn.__name__] = variant_of
         return fn
 
     return add(factory) if factory is not None else add
@@ -127,5 +132,11 @@ def list_encoders() -> list[str]:
     return sorted(_ENCODERS)
 
 
+def architecture(name: str) -> str:
+    """The registered encoder whose architecture `name` builds: itself, or what it is a variant of."""
+    return _VARIANT_OF.get(name, name)
+
+
 REGISTRIES["encoder"] = list_encoders  # params naming an encoder are checked when they load
 WEIGHTS_CHECKS["encoder"] = check_weights
+ARCHITECTURES["encoder"] = architecture
