@@ -33,14 +33,14 @@ class Tables:
 
 
 def predict_conditions(images: np.ndarray, tests: dict[str, pd.DataFrame], device: torch.device,
-                       batch_size: int, seeds: Sequence[int]) -> Predictions:
+                       batch_size: int, seeds: Sequence[int], mirror_average: bool) -> Predictions:
     preds = {}
     for condition, stage in CONDITION_STAGES.items():
         for seed in seeds:
             model, _ = artifacts.load_age_model(model_path(stage, seed), needed_by="evaluate")
             for test, table in tests.items():
                 preds[condition, seed, test] = metrics.predict_years(model, images, table["cache_row"].to_numpy(),
-                                                                     device, batch_size)
+                                                                     device, batch_size, mirror_average)
     return preds
 
 

@@ -25,14 +25,19 @@ class TooFewPersonsError(ValueError):
 
 @torch.inference_mode()
 def predict_years(model: nn.Module, images: np.ndarray, rows: np.ndarray, device: torch.device,
-                  batch_size: int = 256) -> np.ndarray:
-    """Predicted ages (years) of cached photos `rows`; deterministic (eval mode, no augmentation)."""
+                  batch_size: int = 256, mirror_average: bool = False) -> np.ndarray:
+    """Predicted ages (years) of cached photos `rows`; deterministic (eval mode, no augmentation). With
+    `mirror_average` each is the mean of the photo's and its mirror image's prediction: training flips photos
+    left-right, so both are faces the model knows, and their mean has less variance (evaluate's default)."""
     model.to(device).eval()
     out = []
     for start in range(0, len(rows), batch_size):
         batch = torch.from_numpy(images[rows[start:start + batch_size]]).permute(0, 3, 1, 2).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(to_years(model(batch).float()).cpu().numpy())
+            years = to_years(model(batch).float())
+            if mirror_average:
+                years = (years + to_years(model(batch.flip(-1)).float())) / 2
+        out.append(years.cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -127,7 +127,7 @@ def _face_fields(face: PreparedFace, index: int) -> dict:
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect: bool = False, batch_size: int = 32,
-            device: torch.device | None = None) -> pd.DataFrame:
+            device: torch.device | None = None, mirror_average: bool = True) -> pd.DataFrame:
     """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
     device = device or runtime.pick_device()
     # landmarks -> mtcnn: a new photo has no label
@@ -155,7 +155,8 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                 face_rows.append(rows[-1])
                 pixels.append(face.pixels)
         if pixels:
-            ages = metrics.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels))
+            ages = metrics.predict_years(model, np.stack(pixels), np.arange(len(pixels)), device, len(pixels),
+                                         mirror_average)
             for row, age in zip(face_rows, ages):
                 row["predicted_age"] = round(float(age), 2)
                 if not low <= age <= high:
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-detect", action="store_true", help="the photos already are face crops: no detector")
     parser.add_argument("--batch-size", type=int, default=32, help="photos per detector and model batch")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="predict on the photo alone, not the mean with its mirror image (evaluate's "
+                             "evaluate.mirror_average)")
     parser.add_argument("targets", nargs="+", type=Path, help="image files or folders (searched recursively)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model %s: %s, face %s%s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
              f" (trained on {trained.face}: the same template and margin)" if trained != settings else "",
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
-    table = predict(model, payload, paths, args.no_detect, args.batch_size, device)
+    table = predict(model, payload, paths, args.no_detect, args.batch_size, device, not args.no_mirror)
     runtime.write_csv(args.out, table)
     print(table.to_string(index=False))
     log.info("wrote %s (%d rows for %d photos; %d file(s) that are not photos skipped)", args.out, len(table),

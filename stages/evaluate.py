@@ -18,7 +18,7 @@ def main() -> None:
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="evaluate")
     images = open_images(CACHE)
     tests = {name: read_split(path) for name, path in TESTS.items()}
-    preds = comparison.predict_conditions(images, tests, device, cfg.batch_size, seeds)
+    preds = comparison.predict_conditions(images, tests, device, cfg.batch_size, seeds, cfg.mirror_average)
     results = comparison.condition_metrics(preds, tests, seeds)
     compared = comparison.compare_conditions(preds, tests["korean"], cfg, seeds)
     data_summary = runtime.read_json(DATA_SUMMARY)

@@ -1,8 +1,10 @@
 """Metric functions against hand-computed cases; the bootstrap against a known distribution."""
 import numpy as np
 import pytest
+import torch
 
 from pipeline import metrics
+from pipeline.models import AgeRegressor, build_encoder
 
 
 def test_age_metrics_hand_computed():
@@ -146,3 +148,16 @@ def test_pretext_metrics_top1_top3_and_tau_beside_chance():
     tau_second = metrics.kendall_tau(perms[[2]], perms[[1]])[0]
     assert out["val_kendall_tau"] == pytest.approx((1.0 + tau_second - 1.0) / 3)
     assert (out["chance_acc"], out["chance_top3"], out["chance_kendall_tau"]) == pytest.approx((1 / 6, 0.5, 0.0))
+
+
+def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)  # no photo is its own mirror image
+    torch.manual_seed(0)
+    model = AgeRegressor(build_encoder("tiny_cnn"))
+    rows, cpu = np.arange(6), torch.device("cpu")
+    plain = metrics.predict_years(model, images, rows, cpu, batch_size=4)
+    mirrored = metrics.predict_years(model, images[:, :, ::-1].copy(), rows, cpu, batch_size=4)
+    averaged = metrics.predict_years(model, images, rows, cpu, batch_size=4, mirror_average=True)
+    assert not np.allclose(plain, mirrored)
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5, atol=1e-4)

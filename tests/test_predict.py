@@ -90,6 +90,18 @@ def test_no_detect_takes_each_photo_as_a_crop(model_file, tmp_path):
     assert table["box_x0"].isna().all() and table["predicted_age"].notna().all()
 
 
+def test_predict_averages_the_mirror_image_unless_told_not_to(model_file, tmp_path):
+    photos = face_photos(tmp_path)
+    model, payload, _ = predict.load_model(str(model_file))
+    table = {mirror: predict.predict(model, payload, [photos["upright"]], no_detect=True, device=torch.device("cpu"),
+                                     mirror_average=mirror) for mirror in (True, False)}
+    assert table[True]["predicted_age"].iloc[0] != table[False]["predicted_age"].iloc[0]
+    out = tmp_path / "plain.csv"
+    assert predict.main(["--model", str(model_file), "--no-detect", "--no-mirror", "--device", "cpu", "--out",
+                         str(out), str(photos["upright"])]) == 0
+    assert pd.read_csv(out)["predicted_age"].iloc[0] == table[False]["predicted_age"].iloc[0]
+
+
 def test_every_bad_input_gets_a_named_outcome(model_file, tmp_path, caplog):
     photos = face_photos(tmp_path)
     face = Image.open(photos["upright"])

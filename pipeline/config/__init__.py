@@ -27,6 +27,9 @@ class EvalConfig:
     seed: int
     n_bootstrap: int
     batch_size: int = 256  # photos per inference batch
+    # each test prediction is the mean of the photo's and its mirror image's (metrics.predict_years); chosen on
+    # val (docs/recipe.md)
+    mirror_average: bool = True
 
     def __post_init__(self) -> None:
         check(self.n_bootstrap >= 100, f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
