@@ -37,21 +37,17 @@ class FitState:
         """The starting weights scored on val: an epoch must beat them to be selected (best_epoch stays -1)."""
         self.best_score, self.start = score, row
 
-    def record(self, epoch: int, score: float, row: dict) -> bool:
-        """Log one finished epoch (lower `score` is better); True when it is the best so far."""
-        improved = score < self.best_score
+    def record(self, epoch: int, score: float | None, row: dict) -> bool:
+        """Log one finished epoch (lower `score` is better); True when it is the best so far. `score` None: the
+        epoch had no val pass (val_every), so it can be neither selected nor counted against patience."""
+        improved = score is not None and score < self.best_score
         if improved:
             self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
-        else:
+        elif score is not None:
             self.bad_epochs += 1
         self.history.append(row)
         self.epoch = epoch + 1
         return improved
-
-    def record_unscored(self, epoch: int, row: dict) -> None:
-        """Log one finished epoch that had no val pass (it cannot be selected)."""
-        self.history.append(row)
-        self.epoch = epoch + 1
 
 
 def fingerprint(cfg: TrainConfig, *parts: Any) -> str:

@@ -373,11 +373,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
                 val_stats = run_epoch(scored, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} val")
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
-        improved = False
-        if val_stats:
-            improved = state.record(epoch, sign * val_stats[select], row)
-        else:
-            state.record_unscored(epoch, row)
+        improved = state.record(epoch, sign * val_stats[select] if val_stats else None, row)
         if improved and tail is None:  # kept in memory (a copy is ~ms); written with the resumable state
             best_weights = _cpu_copy(scored)  # (averaging the tail, best_weights stay the starting weights)
         if tail is not None:
