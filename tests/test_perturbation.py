@@ -66,3 +66,46 @@ def test_two_finished_runs_are_compared_by_name(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert written["runs"] == {"intel": str(a), "amd": str(b)}
     assert {r["condition"]: r["abs_diff"] for r in written["rows"]}["multitrain"] == pytest.approx(0.3)
+
+
+def test_seed_noise_is_welchs_test_of_the_per_seed_maes():
+    from scipy import stats
+
+    a, b = [4.0, 4.1, 4.3], [4.2, 4.5, 4.4]
+    noise = perturbation.seed_noise(a, b)
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    assert noise["noise_p"] == pytest.approx(welch.pvalue)
+    assert noise["noise_95"] == pytest.approx(stats.t.ppf(0.975, welch.df) * abs(sum(a) / 3 - sum(b) / 3)
+                                              / abs(welch.statistic))
+    assert perturbation.seed_noise([4.0], b) == {}  # one seed: no spread to compare against
+
+
+def test_a_gap_beyond_the_seeds_noise_is_flagged_and_one_within_it_is_not():
+    far, near = run(0.0, -0.3, True), run(0.0, -0.3, True)
+    for condition in perturbation.CONDITIONS:
+        far[condition]["per_seed"] = {"0": 5.0, "1": 5.01, "2": 5.02}
+        far[condition]["korean_mae"] = 5.01
+        near[condition]["per_seed"] = {"0": 3.9, "1": 4.0, "2": 4.13}
+    base = run(0.0, -0.3, True)
+    for condition in perturbation.CONDITIONS:
+        base[condition]["per_seed"] = {"0": 4.0, "1": 4.01, "2": 4.02}
+        base[condition]["korean_mae"] = 4.01
+    beyond = perturbation.compare_runs(base, far)
+    assert all(r["noise_p"] < 0.05 for r in beyond)
+    assert "(p 0.00, beyond)" in perturbation.markdown(beyond, ("a", "b"))
+    within = perturbation.compare_runs(base, near)
+    assert all(r["noise_p"] >= 0.05 for r in within)
+    assert "beyond" not in perturbation.markdown(within, ("a", "b"))
+
+
+def test_a_written_comparison_is_compared_again_from_its_file(tmp_path, capsys):
+    a, b = write_run(tmp_path / "a", 0.0, -0.3), write_run(tmp_path / "b", 0.3, -0.3)
+    first = tmp_path / "machines.json"
+    perturbation.main(["--runs", f"intel={a}", f"amd={b}", "--out", str(first)])
+    again = tmp_path / "again.json"
+    assert perturbation.main(["--from", str(first), "--out", str(again)]) == 0
+    assert "| baseline | 4.000 | 4.300 | 0.300 (over) |" in capsys.readouterr().out
+    rewritten = json.loads(again.read_text())
+    assert rewritten["runs"] == json.loads(first.read_text())["runs"]
+    assert {r["condition"] for r in rewritten["rows"]} == set(perturbation.CONDITIONS)
+    assert all("noise_p" in r for r in rewritten["rows"])
