@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import artifacts, metrics, runtime
+from pipeline.config import EvalConfig
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
 from pipeline.faces import FaceSettings, PhotoError, PreparedFace, prepare_faces
 
@@ -127,8 +128,10 @@ def _face_fields(face: PreparedFace, index: int) -> dict:
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect: bool = False, batch_size: int = 32,
-            device: torch.device | None = None, mirror_average: bool = True) -> pd.DataFrame:
-    """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring."""
+            device: torch.device | None = None,
+            mirror_average: bool = EvalConfig.mirror_average) -> pd.DataFrame:
+    """One row per face (or per unusable photo, with its outcome), in input order; see the module docstring.
+    `mirror_average`: the mean with the mirror image's prediction, by default as evaluate scores (EvalConfig)."""
     device = device or runtime.pick_device()
     # landmarks -> mtcnn: a new photo has no label
     settings = FaceSettings.from_dict(artifacts.face_settings_of(payload)).for_new_photos()
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model %s: %s, face %s%s, %d px%s, trained on ages %s", path, payload["encoder"], settings.face,
              f" (trained on {trained.face}: the same template and margin)" if trained != settings else "",
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
-    table = predict(model, payload, paths, args.no_detect, args.batch_size, device, not args.no_mirror)
+    table = predict(model, payload, paths, args.no_detect, args.batch_size, device,
+                    EvalConfig.mirror_average and not args.no_mirror)
     runtime.write_csv(args.out, table)
     print(table.to_string(index=False))
     log.info("wrote %s (%d rows for %d photos; %d file(s) that are not photos skipped)", args.out, len(table),

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from pipeline import artifacts, predict, runtime
+from pipeline.config import EvalConfig
 from pipeline.data import cache_build
 from pipeline.faces import FaceSettings
 from pipeline.models import AgeRegressor, build_encoder
@@ -96,6 +97,9 @@ def test_predict_averages_the_mirror_image_unless_told_not_to(model_file, tmp_pa
     table = {mirror: predict.predict(model, payload, [photos["upright"]], no_detect=True, device=torch.device("cpu"),
                                      mirror_average=mirror) for mirror in (True, False)}
     assert table[True]["predicted_age"].iloc[0] != table[False]["predicted_age"].iloc[0]
+    default = predict.predict(model, payload, [photos["upright"]], no_detect=True, device=torch.device("cpu"))
+    assert EvalConfig.mirror_average  # the default evaluate scores with, so predict's default is the same
+    assert default["predicted_age"].iloc[0] == table[True]["predicted_age"].iloc[0]
     out = tmp_path / "plain.csv"
     assert predict.main(["--model", str(model_file), "--no-detect", "--no-mirror", "--device", "cpu", "--out",
                          str(out), str(photos["upright"])]) == 0
