@@ -99,6 +99,7 @@ def seed_noise(a: list[float], b: list[float]) -> dict:
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
     if va + vb == 0:
         return {}
+    # by hand rather than scipy's ttest_ind, which warns of precision loss when one run's seeds agree exactly
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     t = abs(float(np.mean(a)) - float(np.mean(b))) / se
@@ -131,6 +132,11 @@ def compare_runs(a: dict, b: dict) -> list[dict]:
 
 def _ci(delta: float, ci: list) -> str:
     return f"{delta:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else f"{delta:+.2f} [no CI]"
+
+
+def thread_names(a: int | str, b: int | str) -> tuple[str, str]:
+    """Column names of a thread-count comparison."""
+    return f"{a} thread(s)", f"{b} threads"
 
 
 def markdown(rows: list[dict], names: tuple[str, str]) -> str:
@@ -167,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         written = json.loads(args.written.read_text())
         pair = written["results"] if "results" in written else written["runs"]  # --runs files, thread files
         (a, ra), (b, rb) = pair.items()
-        names = (a, b) if "results" in written else (f"{a} thread(s)", f"{b} threads")
+        names = (a, b) if "results" in written else thread_names(a, b)
         return report(compare_runs(ra, rb), names, args.out or args.written,
                       {k: v for k, v in written.items() if k != "rows"})
     args.out = args.out or DEFAULT_OUT
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         results[threads] = read_results(work)
         print(f"  {seconds[threads] / 60:.1f} min", flush=True)
     a, b = args.threads
-    return report(compare_runs(results[a], results[b]), (f"{a} thread(s)", f"{b} threads"), args.out,
+    return report(compare_runs(results[a], results[b]), thread_names(a, b), args.out,
                   {"threads": args.threads, "seconds": seconds, "runs": {str(t): r for t, r in results.items()}})
 
 
