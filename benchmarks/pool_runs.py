@@ -12,27 +12,17 @@ predates a change to that condition).
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.aggregate import run_predictions
 from pipeline.layout import CONDITIONS
 from pipeline.metrics import compare_blocks
 
 REFERENCE = "finetune_korean"
-PREDICTIONS = "metrics/eval/predictions.csv"
-
-
-def read_predictions(source: str) -> pd.DataFrame:
-    if source.startswith("git:"):
-        text = subprocess.run(["git", "show", f"{source[4:]}:{PREDICTIONS}"], capture_output=True, text=True,
-                              check=True).stdout
-        return pd.read_csv(io.StringIO(text))
-    return pd.read_csv(Path(source) / PREDICTIONS)
 
 
 def seed_rows(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -58,7 +48,7 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    frames = {name: read_predictions(source) for name, source in (r.split("=", 1) for r in args.runs)}
+    frames = {name: run_predictions(source) for name, source in (r.split("=", 1) for r in args.runs)}
     first_name, first = next(iter(frames.items()))
     for name, frame in frames.items():
         for a, b in zip(seed_rows(first), seed_rows(frame)):

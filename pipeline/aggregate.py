@@ -8,6 +8,7 @@ training-seed std within an experiment beside the std between experiments.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import subprocess
@@ -25,6 +26,7 @@ from pipeline.artifacts import CONDITION_STAGES
 
 log = logging.getLogger("pipeline.aggregate")
 METRICS = ("mae", "cs5", "bias")
+PREDICTIONS = "metrics/eval/predictions.csv"  # per-photo Korean-test predictions of every training seed
 
 
 def value_of(row: dict, over: str):
@@ -74,6 +76,20 @@ def git_show(rev: str, path: str) -> str | None:
     """A file as committed in an experiment's rev; None when that rev lacks it (failed or queued)."""
     proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
     return proc.stdout if proc.returncode == 0 else None
+
+
+def run_predictions(source: str) -> pd.DataFrame:
+    """Per-photo Korean-test predictions of one finished run: a project folder that ran `dvc repro`, or
+    `git:<rev>` (the run committed at that commit)."""
+    if source.startswith("git:"):
+        text = git_show(source[4:], PREDICTIONS)
+        if text is None:
+            raise FileNotFoundError(f"{source}: that commit holds no {PREDICTIONS}")
+        return pd.read_csv(io.StringIO(text), dtype={"person_id": str})
+    path = Path(source) / PREDICTIONS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; is {source} a project folder whose `dvc repro` finished?")
+    return pd.read_csv(path, dtype={"person_id": str})
 
 
 def _git_json(rev: str, path: str) -> dict | None:

@@ -69,7 +69,7 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         run_key = (float(fraction), int(seed))
         if run_key in seen:  # the same run listed twice counts once
             continue
-        preds = _git_csv(exp_rev, "metrics/eval/predictions.csv")
+        preds = _git_csv(exp_rev, aggregate.PREDICTIONS)
         if preds is None or "person_id" not in preds:
             continue
         if not {"seed", "photo"} <= set(preds):  # written before training seeds were separate from the split's

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.aggregate import PREDICTIONS
 from tests.helpers import ROOT
 
 spec = importlib.util.spec_from_file_location("pool_runs", ROOT / "benchmarks" / "pool_runs.py")
@@ -38,7 +39,7 @@ def test_runs_pool_as_seeds_with_a_ci_over_run_seed_and_person():
 def test_runs_of_another_split_are_refused(tmp_path, monkeypatch, capsys):
     for name, frame in {"a": predictions(0.0), "b": predictions(0.0, persons=13)}.items():
         (tmp_path / name / "metrics/eval").mkdir(parents=True)
-        frame.to_csv(tmp_path / name / pool_runs.PREDICTIONS, index=False)
+        frame.to_csv(tmp_path / name / PREDICTIONS, index=False)
     monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
     with pytest.raises(SystemExit):
         pool_runs.main()
@@ -47,7 +48,7 @@ def test_runs_of_another_split_are_refused(tmp_path, monkeypatch, capsys):
 
 def test_only_naming_a_run_not_given_is_refused(tmp_path, monkeypatch, capsys):
     (tmp_path / "a" / "metrics/eval").mkdir(parents=True)
-    predictions(0.0).to_csv(tmp_path / "a" / pool_runs.PREDICTIONS, index=False)
+    predictions(0.0).to_csv(tmp_path / "a" / PREDICTIONS, index=False)
     monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", "--only", "multitrain=a,b"])
     with pytest.raises(SystemExit):
         pool_runs.main()
