@@ -54,6 +54,13 @@ def main() -> None:
         for a, b in zip(seed_rows(first), seed_rows(frame)):
             if not a[["photo", "age", "person_id"]].equals(b[["photo", "age", "person_id"]]):
                 parser.error(f"{name} scored other test photos than {first_name}: not the same split and data")
+    given = list(frames)
+    for i, name in enumerate(given):
+        for other in given[i + 1:]:
+            if frames[name].equals(frames[other]):
+                # git:<rev> shows the run last committed at or before <rev>, which may be another machine's
+                parser.error(f"{name} and {other} hold the same predictions: one run given twice would count its "
+                             "seeds twice; check which commit committed each run")
     only = {cond: names.split(",") for cond, names in (o.split("=", 1) for o in args.only)}
     if unknown := sorted({n for names in only.values() for n in names} - set(frames)):
         parser.error(f"--only names runs not given: {unknown}; given: {sorted(frames)}")

@@ -53,3 +53,13 @@ def test_only_naming_a_run_not_given_is_refused(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         pool_runs.main()
     assert "--only names runs not given: ['b']" in capsys.readouterr().err
+
+
+def test_one_run_given_twice_is_refused(tmp_path, monkeypatch, capsys):
+    for name in ("a", "b"):
+        (tmp_path / name / "metrics/eval").mkdir(parents=True)
+        predictions(0.0).to_csv(tmp_path / name / PREDICTIONS, index=False)
+    monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
+    with pytest.raises(SystemExit):
+        pool_runs.main()
+    assert "a and b hold the same predictions" in capsys.readouterr().err
