@@ -78,14 +78,20 @@ def git_show(rev: str, path: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def git_csv(rev: str, path: str) -> pd.DataFrame | None:
+    """A CSV as committed in `rev` (person ids kept as text); None when that rev lacks it."""
+    text = git_show(rev, path)
+    return pd.read_csv(io.StringIO(text), dtype={"person_id": str}) if text is not None else None
+
+
 def run_predictions(source: str) -> pd.DataFrame:
     """Per-photo Korean-test predictions of one finished run: a project folder that ran `dvc repro`, or
     `git:<rev>` (the run committed at that commit)."""
     if source.startswith("git:"):
-        text = git_show(source[4:], PREDICTIONS)
-        if text is None:
+        preds = git_csv(source[4:], PREDICTIONS)
+        if preds is None:
             raise FileNotFoundError(f"{source}: that commit holds no {PREDICTIONS}")
-        return pd.read_csv(io.StringIO(text), dtype={"person_id": str})
+        return preds
     path = Path(source) / PREDICTIONS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; is {source} a project folder whose `dvc repro` finished?")

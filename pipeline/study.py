@@ -17,7 +17,6 @@ conditions 2-4; VCOP tuples keep every Korean training person, whose order comes
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import subprocess
@@ -52,11 +51,6 @@ def run(fractions: list[float], split_seeds: list[int], profile: str) -> None:
     log.info("%d runs in %.1f min", total, (time.monotonic() - started) / 60)
 
 
-def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
-    text = aggregate.git_show(rev, path)
-    return pd.read_csv(io.StringIO(text), dtype={"person_id": str}) if text is not None else None
-
-
 def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame, float | None]:
     """Per-photo Korean-test predictions of every finished study experiment based on commit `rev` (HEAD) and
     run with a profile's `overrides` (one row per run, training seed and photo: columns split_seed, train_seed,
@@ -69,7 +63,7 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         run_key = (float(fraction), int(seed))
         if run_key in seen:  # the same run listed twice counts once
             continue
-        preds = _git_csv(exp_rev, aggregate.PREDICTIONS)
+        preds = aggregate.git_csv(exp_rev, aggregate.PREDICTIONS)
         if preds is None or "person_id" not in preds:
             continue
         if not {"seed", "photo"} <= set(preds):  # written before training seeds were separate from the split's

@@ -3,19 +3,12 @@ import importlib.util
 
 import pytest
 
-from pipeline.aggregate import PREDICTIONS
 from tests.helpers import ROOT
-from tests.test_pool_runs import predictions
+from tests.test_pool_runs import predictions, write_run
 
 spec = importlib.util.spec_from_file_location("coupling_control", ROOT / "benchmarks" / "coupling_control.py")
 coupling_control = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(coupling_control)
-
-
-def write_run(folder, frame):
-    (folder / "metrics/eval").mkdir(parents=True)
-    frame.to_csv(folder / PREDICTIONS, index=False)
-    return str(folder)
 
 
 def test_two_runs_are_paired_per_seed_and_photo(tmp_path, capsys):

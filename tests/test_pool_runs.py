@@ -26,6 +26,13 @@ def predictions(shift: float, seeds=(0, 1), persons: int = 12) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_run(folder, frame: pd.DataFrame) -> str:
+    """`frame` as the predictions.csv of a finished run in `folder`; returns the folder as a source."""
+    (folder / "metrics/eval").mkdir(parents=True)
+    frame.to_csv(folder / PREDICTIONS, index=False)
+    return str(folder)
+
+
 def test_runs_pool_as_seeds_with_a_ci_over_run_seed_and_person():
     frames = {"a": predictions(0.0), "b": predictions(0.5)}
     down = pool_runs.pool(frames, "downstream", n_boot=200)
@@ -38,8 +45,7 @@ def test_runs_pool_as_seeds_with_a_ci_over_run_seed_and_person():
 
 def test_runs_of_another_split_are_refused(tmp_path, monkeypatch, capsys):
     for name, frame in {"a": predictions(0.0), "b": predictions(0.0, persons=13)}.items():
-        (tmp_path / name / "metrics/eval").mkdir(parents=True)
-        frame.to_csv(tmp_path / name / PREDICTIONS, index=False)
+        write_run(tmp_path / name, frame)
     monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
     with pytest.raises(SystemExit):
         pool_runs.main()
@@ -47,8 +53,7 @@ def test_runs_of_another_split_are_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_only_naming_a_run_not_given_is_refused(tmp_path, monkeypatch, capsys):
-    (tmp_path / "a" / "metrics/eval").mkdir(parents=True)
-    predictions(0.0).to_csv(tmp_path / "a" / PREDICTIONS, index=False)
+    write_run(tmp_path / "a", predictions(0.0))
     monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", "--only", "multitrain=a,b"])
     with pytest.raises(SystemExit):
         pool_runs.main()
@@ -57,8 +62,7 @@ def test_only_naming_a_run_not_given_is_refused(tmp_path, monkeypatch, capsys):
 
 def test_one_run_given_twice_is_refused(tmp_path, monkeypatch, capsys):
     for name in ("a", "b"):
-        (tmp_path / name / "metrics/eval").mkdir(parents=True)
-        predictions(0.0).to_csv(tmp_path / name / PREDICTIONS, index=False)
+        write_run(tmp_path / name, predictions(0.0))
     monkeypatch.setattr("sys.argv", ["pool_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
     with pytest.raises(SystemExit):
         pool_runs.main()

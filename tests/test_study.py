@@ -84,7 +84,7 @@ def test_collect_keeps_every_photo_and_counts_a_run_listed_twice_once(monkeypatc
     run = {"rev": "abc", "State": "Success", "seed": 0, study.FRACTION_KEY: 1.0}
     old = {"rev": "old", "State": "Success", "seed": 1, study.FRACTION_KEY: 1.0}
     monkeypatch.setattr(study.aggregate, "experiments", lambda rev=None: ([run, dict(run, rev="def"), old], {}))
-    monkeypatch.setattr(study, "_git_csv", lambda rev, path: before if rev == "old" else preds)
+    monkeypatch.setattr(study.aggregate, "git_csv", lambda rev, path: before if rev == "old" else preds)
     monkeypatch.setattr(study, "general_maes", lambda rev: {})
     monkeypatch.setattr(study.aggregate, "git_show", lambda rev, path: None)
     runs_, floor = study.collect_runs({})
