@@ -48,7 +48,12 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    frames = {name: run_predictions(source) for name, source in (r.split("=", 1) for r in args.runs)}
+    if malformed := [r for r in args.runs if "=" not in r]:
+        parser.error(f"runs are NAME=SOURCE (a folder or git:<rev>): {malformed}")
+    try:
+        frames = {name: run_predictions(source) for name, source in (r.split("=", 1) for r in args.runs)}
+    except FileNotFoundError as err:  # a folder without a finished run, or a commit that holds none
+        parser.error(str(err))
     first_name, first = next(iter(frames.items()))
     for name, frame in frames.items():
         for a, b in zip(seed_rows(first), seed_rows(frame)):

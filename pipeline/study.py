@@ -3,6 +3,8 @@
     python -m pipeline.study run      # one `dvc exp run` per (label fraction, split seed), unchanged stages reused
     python -m pipeline.study collect  # metrics/study.json, metrics/study.md, metrics/plots/study.png
                                       # (another profile P: metrics/study_P.json, study_P.md, plots/study_P.png)
+    python -m pipeline.study collect --merge  # also keep the fractions this clone did not run from the
+                                              # existing metrics/study.json (a budget rerun elsewhere joins them)
 
 Both take --profile (default `study`, profiles/study.yaml; `full` on a GPU): its overrides go to every run as
 `-S` options, and collect keeps only the experiments run with them. Training seeds are not split seeds: each
@@ -185,10 +187,63 @@ def plot(rows: list[dict], floor: float | None, path: Path) -> None:
     save_figure(fig, path)
 
 
+MERGE_KEYS = ("profile", "overrides", "split_seeds", "train_seeds", "bayes_floor_korean")
+
+
+def merge_rows(rows: list[dict], meta: dict, previous: dict) -> tuple[list[dict], list[float]]:
+    """`rows` plus the rows of `previous` (an earlier collection's json) whose label fraction `rows` lacks, and
+    those kept fractions. Rows are summaries within one fraction, so fractions collected from different clones
+    can stand in one table; the collections must agree on profile, overrides, seeds and data (Bayes floor)."""
+    differ = [k for k in MERGE_KEYS if previous.get(k) != meta.get(k)]
+    if differ:
+        raise ValueError(f"cannot merge: the existing collection differs in {', '.join(differ)}")
+    have = {r["label_frac"] for r in rows}
+    kept = [r for r in previous["rows"] if r["label_frac"] not in have]
+    merged = sorted(rows + kept, key=lambda r: (r["label_frac"], list(CONDITION_STAGES).index(r["condition"])))
+    return merged, sorted({r["label_frac"] for r in kept})
+
+
 def output_name(profile: str) -> str:
     """`study` for the committed study's profile; `study_<profile>` for any other, so collecting a control
     (e.g. profiles/coupling_none.yaml) never overwrites the study's own tables."""
     return "study" if profile == "study" else f"study_{profile}"
+
+
+def collect(profile: str, rev: str | None, merge: bool) -> int:
+    """Summarise the finished experiments of `profile` into metrics/<name>.{json,md} and its plot; with `merge`,
+    rows of fractions not collected here stay from the existing json."""
+    overrides = profiles.overrides(profile)
+    runs, floor = collect_runs(overrides, rev)
+    if runs.empty:
+        log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
+                  "--profile %s` first", profile, profile)
+        return 2
+    rows = summarise(runs)
+    splits, trained = (sorted(runs[c].unique().tolist()) for c in ("split_seed", "train_seed"))
+    name = output_name(profile)
+    meta = {"profile": profile, "overrides": overrides, "split_seeds": splits, "train_seeds": trained,
+            "bayes_floor_korean": floor}
+    kept: list[float] = []
+    if merge:
+        path = Path(f"metrics/{name}.json")
+        if not path.exists():
+            log.error("--merge: no %s to merge with", path)
+            return 2
+        try:
+            rows, kept = merge_rows(rows, meta, json.loads(path.read_text()))
+        except ValueError as err:
+            log.error("--merge: %s (%s)", err, path)
+            return 2
+    runtime.write_json(f"metrics/{name}.json", {**meta, "rows": rows, "merged_fractions": kept})
+    text = markdown(rows)
+    source = (f"; fraction(s) {', '.join(f'{f:g}' for f in kept)} kept from the previous collection "
+              "(see its git history)") if kept else ""
+    runtime.write_text(f"metrics/{name}.md", f"# Label-budget study (Korean test; profile `{profile}`, split "
+                       f"seeds {', '.join(map(str, splits))}, training seeds {', '.join(map(str, trained))}"
+                       f"{source})\n\n{text}\n")
+    plot(rows, floor, Path(f"metrics/plots/{name}.png"))
+    print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,29 +255,14 @@ def main(argv: list[str] | None = None) -> int:
                         "params.yaml:train_seeds seed on its split")
     parser.add_argument("--profile", default="study", help="profiles/<name>.yaml, or `default` for params.yaml")
     parser.add_argument("--rev", default=None, help="collect: the experiments of this commit (default: HEAD)")
+    parser.add_argument("--merge", action="store_true", help="collect: keep the rows of fractions not collected "
+                        "here from the existing metrics/<name>.json (same profile, seeds and data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     if args.action in ("run", "all"):
         run(args.fractions, args.split_seeds, args.profile)
     if args.action in ("collect", "all"):
-        overrides = profiles.overrides(args.profile)
-        runs, floor = collect_runs(overrides, args.rev)
-        if runs.empty:
-            log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
-                      "--profile %s` first", args.profile, args.profile)
-            return 2
-        rows = summarise(runs)
-        splits, trained = (sorted(runs[c].unique().tolist()) for c in ("split_seed", "train_seed"))
-        name = output_name(args.profile)
-        runtime.write_json(f"metrics/{name}.json", {"profile": args.profile, "overrides": overrides,
-                                                    "split_seeds": splits, "train_seeds": trained, "rows": rows,
-                                                    "bayes_floor_korean": floor})
-        text = markdown(rows)
-        runtime.write_text(f"metrics/{name}.md", f"# Label-budget study (Korean test; profile `{args.profile}`, "
-                           f"split seeds {', '.join(map(str, splits))}, training seeds "
-                           f"{', '.join(map(str, trained))})\n\n{text}\n")
-        plot(rows, floor, Path(f"metrics/plots/{name}.png"))
-        print(text)
+        return collect(args.profile, args.rev, args.merge)
     return 0
 
 

@@ -67,3 +67,13 @@ def test_one_run_given_twice_is_refused(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         pool_runs.main()
     assert "a and b hold the same predictions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, message", [("a=missing", "no such file; is"), ("a", "runs are NAME=SOURCE")])
+def test_a_missing_or_unnamed_run_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, given, message):
+    write_run(tmp_path / "b", predictions(0.0))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["pool_runs", given, "b=b"])
+    with pytest.raises(SystemExit) as exit_:
+        pool_runs.main()
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

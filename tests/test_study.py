@@ -1,5 +1,6 @@
 """The label-budget study's summary (without running dvc): split seeds apart from training seeds, Korean MAE per
 run, CIs over (training seed, person) within each split, and the general domain beside it."""
+import json
 import math
 
 import numpy as np
@@ -92,3 +93,48 @@ def test_collect_keeps_every_photo_and_counts_a_run_listed_twice_once(monkeypatc
     assert list(runs_["train_seed"]) == [0, 0, 0, 1, 1, 1] and "skipped 1 experiment" in caplog.text
     rows = {r["condition"]: r for r in study.summarise(runs_, n_boot=20)}
     assert rows["baseline"]["mae_mean"] == pytest.approx(((1 + 3 + 1) / 3 + (2 + 4 + 0) / 3) / 2)
+
+
+def collection(rows: list[dict], **meta) -> dict:
+    return {"profile": "study", "overrides": {}, "split_seeds": [0, 1], "train_seeds": [0, 1],
+            "bayes_floor_korean": 2.5, **meta, "rows": rows}
+
+
+def test_merge_keeps_the_fractions_not_collected_and_replaces_the_rest():
+    new = study.summarise(runs(GENERAL), n_boot=20)  # label fraction 0.5
+    old = [dict(r, label_frac=f, mae_mean=99.0) for f in (0.05, 0.5) for r in new]
+    meta = {k: v for k, v in collection([]).items() if k != "rows"}
+    merged, kept = study.merge_rows(new, meta, collection(old))
+    assert kept == [0.05] and len(merged) == 2 * len(CONDITION_STAGES)
+    assert [r["label_frac"] for r in merged] == [0.05] * 4 + [0.5] * 4
+    assert [r["condition"] for r in merged[:4]] == list(CONDITION_STAGES)
+    assert all(r["mae_mean"] == 99.0 for r in merged[:4]) and all(r["mae_mean"] < 99 for r in merged[4:])
+
+
+@pytest.mark.parametrize("key, value", [("train_seeds", [0, 1, 2]), ("bayes_floor_korean", 2.6),
+                                        ("overrides", {"data.synthetic.n_korean_persons": 340})])
+def test_merge_refuses_a_collection_of_other_seeds_or_data(key, value):
+    meta = {k: v for k, v in collection([]).items() if k != "rows"}
+    with pytest.raises(ValueError, match=key):
+        study.merge_rows([], meta, collection([], **{key: value}))
+
+
+def test_collect_merge_writes_one_table_and_names_the_kept_fractions(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    data = runs(GENERAL)
+    monkeypatch.setattr(study.profiles, "overrides", lambda profile: {})
+    monkeypatch.setattr(study, "collect_runs", lambda overrides, rev: (data, 2.5))
+    assert study.collect("study", None, merge=True) == 2  # nothing to merge with yet
+    assert study.collect("study", None, merge=False) == 0
+    first = json.loads((tmp_path / "metrics/study.json").read_text())
+    assert first["merged_fractions"] == [] and {r["label_frac"] for r in first["rows"]} == {0.5}
+    monkeypatch.setattr(study, "collect_runs", lambda overrides, rev: (data.assign(label_frac=0.1), 2.5))
+    assert study.collect("study", None, merge=True) == 0
+    merged = json.loads((tmp_path / "metrics/study.json").read_text())
+    assert merged["merged_fractions"] == [0.5] and [r["label_frac"] for r in merged["rows"]] == [0.1] * 4 + [0.5] * 4
+    assert "fraction(s) 0.5 kept from the previous collection" in (tmp_path / "metrics/study.md").read_text()
+    assert (tmp_path / "metrics/plots/study.png").stat().st_size > 0
+    monkeypatch.setattr(study, "collect_runs", lambda overrides, rev: (data.assign(train_seed=data["train_seed"] + 5),
+                                                                       2.5))
+    assert study.collect("study", None, merge=True) == 2  # other training seeds: refused, the file kept
+    assert json.loads((tmp_path / "metrics/study.json").read_text()) == merged
