@@ -221,11 +221,11 @@ def collect(profile: str, rev: str | None, merge: bool) -> int:
     rows = summarise(runs)
     splits, trained = (sorted(runs[c].unique().tolist()) for c in ("split_seed", "train_seed"))
     name = output_name(profile)
+    path = Path(f"metrics/{name}.json")
     meta = {"profile": profile, "overrides": overrides, "split_seeds": splits, "train_seeds": trained,
             "bayes_floor_korean": floor}
     kept: list[float] = []
     if merge:
-        path = Path(f"metrics/{name}.json")
         if not path.exists():
             log.error("--merge: no %s to merge with", path)
             return 2
@@ -234,7 +234,7 @@ def collect(profile: str, rev: str | None, merge: bool) -> int:
         except ValueError as err:
             log.error("--merge: %s (%s)", err, path)
             return 2
-    runtime.write_json(f"metrics/{name}.json", {**meta, "rows": rows, "merged_fractions": kept})
+    runtime.write_json(path, {**meta, "rows": rows, "merged_fractions": kept})
     text = markdown(rows)
     source = (f"; fraction(s) {', '.join(f'{f:g}' for f in kept)} kept from the previous collection "
               "(see its git history)") if kept else ""

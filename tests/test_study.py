@@ -95,16 +95,18 @@ def test_collect_keeps_every_photo_and_counts_a_run_listed_twice_once(monkeypatc
     assert rows["baseline"]["mae_mean"] == pytest.approx(((1 + 3 + 1) / 3 + (2 + 4 + 0) / 3) / 2)
 
 
+META = {"profile": "study", "overrides": {}, "split_seeds": [0, 1], "train_seeds": [0, 1], "bayes_floor_korean": 2.5}
+
+
 def collection(rows: list[dict], **meta) -> dict:
-    return {"profile": "study", "overrides": {}, "split_seeds": [0, 1], "train_seeds": [0, 1],
-            "bayes_floor_korean": 2.5, **meta, "rows": rows}
+    """An earlier collection's json: META (with `meta` changed) and `rows`."""
+    return {**META, **meta, "rows": rows}
 
 
 def test_merge_keeps_the_fractions_not_collected_and_replaces_the_rest():
     new = study.summarise(runs(GENERAL), n_boot=20)  # label fraction 0.5
     old = [dict(r, label_frac=f, mae_mean=99.0) for f in (0.05, 0.5) for r in new]
-    meta = {k: v for k, v in collection([]).items() if k != "rows"}
-    merged, kept = study.merge_rows(new, meta, collection(old))
+    merged, kept = study.merge_rows(new, META, collection(old))
     assert kept == [0.05] and len(merged) == 2 * len(CONDITION_STAGES)
     assert [r["label_frac"] for r in merged] == [0.05] * 4 + [0.5] * 4
     assert [r["condition"] for r in merged[:4]] == list(CONDITION_STAGES)
@@ -114,9 +116,8 @@ def test_merge_keeps_the_fractions_not_collected_and_replaces_the_rest():
 @pytest.mark.parametrize("key, value", [("train_seeds", [0, 1, 2]), ("bayes_floor_korean", 2.6),
                                         ("overrides", {"data.synthetic.n_korean_persons": 340})])
 def test_merge_refuses_a_collection_of_other_seeds_or_data(key, value):
-    meta = {k: v for k, v in collection([]).items() if k != "rows"}
     with pytest.raises(ValueError, match=key):
-        study.merge_rows([], meta, collection([], **{key: value}))
+        study.merge_rows([], META, collection([], **{key: value}))
 
 
 def test_collect_merge_writes_one_table_and_names_the_kept_fractions(monkeypatch, tmp_path):
