@@ -1,10 +1,10 @@
-# Two entry points for a fresh machine: `make repro` (whole pipeline) and `make test` (the test suite).
-# Both create .venv from the pinned requirements.lock on first use.
+# Entry points for a fresh machine: `make repro` (whole pipeline), `make test` (the whole suite, as CI runs it) and
+# `make check` (the fast unit tests only). Each creates .venv from the pinned requirements.lock on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test install
+.PHONY: repro test check install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -23,3 +23,6 @@ repro: install
 
 test: install
 	$(PY) -m pytest
+
+check: install  # the unit tests without the end-to-end dvc runs (marked slow): under 2 minutes
+	$(PY) -m pytest -m "not slow"
