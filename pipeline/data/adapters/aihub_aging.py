@@ -72,11 +72,16 @@ def _files(folder: Path | None, suffixes: set[str]) -> dict[str, Path]:
 
 
 def _int(value: object) -> int:
+    """A label's whole number (id, birth, ages, size); ValueError for anything else, an overflow included."""
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."  # a 400-digit number stays short
     if isinstance(value, bool) or not isinstance(value, (int, str, float)) or str(value).strip() == "":
-        raise ValueError(f"{value!r} is not a whole number")
-    number = float(value)
-    if number != int(number):
-        raise ValueError(f"{value!r} is not a whole number")
+        raise ValueError(f"{shown} is not a whole number")
+    try:
+        number = float(value)  # OverflowError for an int past 1e308; "inf" and "1e999" give inf
+    except OverflowError:
+        number = float("inf")
+    if not abs(number) < 1e9 or number != int(number):  # no id, year, age or photo side comes near 1e9
+        raise ValueError(f"{shown} is not a whole number below 1e9")
     return int(number)
 
 
@@ -86,7 +91,7 @@ def _points(value: object) -> np.ndarray | None:
         if isinstance(value, list) and all(isinstance(v, dict) for v in value):
             value = [[v["x"], v["y"]] for v in value]
         points = np.asarray(value, dtype=float).reshape(5, 2)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):  # OverflowError: an integer past float's range
         return None
     return points if np.isfinite(points).all() else None
 
@@ -94,7 +99,7 @@ def _points(value: object) -> np.ndarray | None:
 def _box(value: object) -> tuple[float, float, float, float] | None:
     try:
         x, y, w, h = (float(value[k]) for k in ("x", "y", "w", "h"))
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):
         return None
     return (x, y, x + w, y + h) if np.isfinite([x, y, w, h]).all() else None
 
@@ -105,12 +110,18 @@ class LabelProblem(ValueError):
         self.reason = reason
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")  # json.loads accepts Infinity, -Infinity and NaN by default
+
+
 def read_label(path: Path, this_year: int) -> dict:
     """One label -> its manifest fields (without the photo path); raises LabelProblem (bad_label, age_mismatch)."""
-    try:
-        label = json.loads(path.read_bytes().decode("utf-8-sig"))  # -sig: the labels start with a byte-order mark
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LabelProblem("bad_label", f"not UTF-8 JSON ({err})") from None
+    try:  # -sig: the labels start with a byte-order mark
+        label = json.loads(path.read_bytes().decode("utf-8-sig"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise LabelProblem("bad_label", "not a label: JSON nested too deeply to read") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, Infinity / NaN, an integer over 4300 digits
+        raise LabelProblem("bad_label", f"not UTF-8 JSON ({str(err)[:200]})") from None
     if not isinstance(label, dict) or (missing := [k for k in REQUIRED if k not in label]):
         raise LabelProblem("bad_label", f"missing field(s) {missing if isinstance(label, dict) else list(REQUIRED)}")
     name = NAME.fullmatch(path.stem)
