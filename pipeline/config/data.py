@@ -30,9 +30,15 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         check(self.n_general_persons >= 10, f"n_general_persons must be >= 10, got {self.n_general_persons}")
         check(self.n_korean_persons >= 10, f"n_korean_persons must be >= 10, got {self.n_korean_persons}")
+        # upper bounds: a typo such as 1e9 persons or photos would draw for days and fill the disk, not fail
+        for name in ("n_general_persons", "n_korean_persons"):
+            check(getattr(self, name) <= 100_000, f"{name} must be <= 100000, got {getattr(self, name)}")
         for name in ("general_photos", "korean_photos", "korean_years"):
             lo, hi = getattr(self, name)
             check(0 < lo <= hi, f"{name} must be [low, high] with 0 < low <= high, got {[lo, hi]}")
+        for name in ("general_photos", "korean_photos"):
+            check(getattr(self, name)[1] <= 200, f"{name} high must be <= 200 photos per person, got "
+                  f"{getattr(self, name)[1]}")
         check(self.korean_photos[0] >= 2, "korean_photos low must be >= 2: a series needs two photos")
         check(self.age_noise_years >= 0, f"age_noise_years must be >= 0, got {self.age_noise_years}")
         check(self.person_offset_years >= 0, "person_offset_years must be >= 0")
@@ -73,6 +79,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check(self.image_size >= 24, f"image_size must be >= 24 px to draw a face, got {self.image_size}")
+        check(self.image_size <= 512, f"image_size must be <= 512 px (the uint8 cache grows with its square), got "
+              f"{self.image_size}")
         check_face_limits(self.face_margin, self.face_min_size, self.face_max_side)
         modes = set(self.role_faces().values())
         if modes == {"none"}:

@@ -11,6 +11,8 @@ import yaml
 
 PARAMS_PATH = Path("params.yaml")
 T = TypeVar("T")
+# every seed feeds numpy, whose seeding takes 0..2**32 - 1: -1 or 2**63 would fail deep inside a stage
+SEED_MAX = 2**32 - 1
 
 
 class ConfigError(ValueError):
@@ -35,6 +37,15 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, hint)
+
+
+def check_seed(value: Any, where: str) -> None:
+    """A ConfigError naming `where` (e.g. params.yaml:seed) unless value is a whole number in [0, SEED_MAX]."""
+    if not _type_ok(value, int):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    if not 0 <= value <= SEED_MAX:
+        raise ConfigError(f"{where}: {value} is outside [0, 2**32 - 1] (0..{SEED_MAX}), the seeds numpy takes; "
+                          "use e.g. 0")
 
 
 def nested_class(hint: Any) -> type | None:
@@ -68,6 +79,9 @@ def build(cls: type[T], data: Any, where: str) -> T:
             values[key] = build(nested, value, f"{where}.{key}")
         elif not _type_ok(value, hints[key]):
             raise ConfigError(f"{where}.{key}: expected {_hint_name(hints[key])}, got {value!r}")
+        elif (key == "seed" or key.endswith("_seed")) and hints[key] is int:  # e.g. data.synthetic.seed
+            check_seed(value, f"{where}.{key}")
+            values[key] = value
         else:
             values[key] = value
     _check_registered_names(values, where)  # before __post_init__: an unknown name is the first thing to report
@@ -95,8 +109,8 @@ def load_from(params: dict[str, Any], cls: type[T], section: str, known: typing.
         raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(known)}")
     if section not in params:
         raise ConfigError(f"{path}: missing section '{section}'; known sections: {sorted(params)}")
-    if "seed" in params and not _type_ok(params["seed"], int):  # else it is reported as <section>.seed
-        raise ConfigError(f"{path}:seed: expected int, got {params['seed']!r}")
+    if "seed" in params:  # else it is reported as <section>.seed
+        check_seed(params["seed"], f"{path}:seed")
     data = dict(params[section] or {})
     if "seed" in {f.name for f in fields(cls)} and "seed" not in data and "seed" in params:
         data["seed"] = params["seed"]  # one knob for `dvc exp run -S seed=N`

@@ -4,23 +4,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config.loader import PARAMS_PATH, ConfigError, _type_ok, read_params
+from pipeline.config.loader import PARAMS_PATH, SEED_MAX, ConfigError, _type_ok, check_seed, read_params
 
 
 def split_seed(path: Path = PARAMS_PATH) -> int:
     """The top-level `seed`: splits, VCOP tuples and the val tuples' shuffles, the bootstrap; never training."""
     seed = read_params(path).get("seed")
-    if not _type_ok(seed, int):
-        raise ConfigError(f"{path}:seed: expected int, got {seed!r}")
+    check_seed(seed, f"{path}:seed")
     return seed
 
 
 def train_seeds(path: Path = PARAMS_PATH) -> list[int]:
     """`train_seeds`: every training stage runs once per seed (dvc.yaml `foreach`), on the same split."""
     seeds = read_params(path).get("train_seeds")
-    if not (isinstance(seeds, list) and seeds and all(_type_ok(s, int) and s >= 0 for s in seeds)):
-        raise ConfigError(f"{path}:train_seeds: expected a non-empty list of integers >= 0, e.g. [0, 1, 2]; "
-                          f"got {seeds!r}")
+    if not (isinstance(seeds, list) and seeds and all(_type_ok(s, int) and 0 <= s <= SEED_MAX for s in seeds)):
+        raise ConfigError(f"{path}:train_seeds: expected a non-empty list of integers >= 0 and <= 2**32 - 1 (the "
+                          f"seeds numpy takes), e.g. [0, 1, 2]; got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{path}:train_seeds: {seeds} lists a seed twice; list each training seed once")
     return list(seeds)

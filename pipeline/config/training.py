@@ -159,8 +159,9 @@ class MultiTrainConfig(AgeTrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.vcop_weight >= 0, f"vcop_weight must be >= 0, got {self.vcop_weight}")
-        check(self.coupling_weight >= 0, f"coupling_weight must be >= 0, got {self.coupling_weight}")
+        for name in ("vcop_weight", "coupling_weight"):  # .inf or .nan would make every training loss non-finite
+            check(math.isfinite(getattr(self, name)) and getattr(self, name) >= 0, f"{name} must be a finite number "
+                  f">= 0, got {getattr(self, name)}")
         check(self.tuple_batch_size >= 2, f"tuple_batch_size must be >= 2, got {self.tuple_batch_size}")
         architecture = ARCHITECTURES.get("encoder", str)  # pipeline.models registers it; else names are compared
         check(architecture(self.age_encoder) != architecture(self.vcop_encoder), "age_encoder and vcop_encoder must "
