@@ -67,14 +67,21 @@ def entry_point(main: Callable[[], int | None], name: str) -> NoReturn:
         if explained is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
         line, status = explained
-        log_file = Path(tempfile.gettempdir()) / f"age-vcop-{name}.log"
         try:
-            log_file.write_text("".join(traceback.format_exception(err)))
-            where = f"traceback in {log_file}; {DEBUG_ENV}=1 prints it"
+            where = f"traceback in {_write_log(name, err)}; {DEBUG_ENV}=1 prints it"
         except OSError:  # the disk may be the very thing that is full
             where = f"{DEBUG_ENV}=1 prints the traceback"
         print(f"{name}: {line} ({where})", file=sys.stderr)
     sys.exit(status or 0)
+
+
+def _write_log(name: str, err: BaseException) -> str:
+    """The traceback in a new private file of the temp folder (its path): mkstemp creates it 0600 with O_EXCL, so
+    concurrent runs never share one and a link planted under a fixed name is never followed."""
+    fd, log_file = tempfile.mkstemp(prefix=f"age-vcop-{name}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write("".join(traceback.format_exception(err)))
+    return log_file
 
 
 def setup(seed: int, config: Any = None, stage: str | None = None) -> torch.device:
@@ -172,7 +179,18 @@ def forked_rng(device: torch.device) -> AbstractContextManager:
 def pick_device() -> torch.device:
     forced = os.environ.get("AGE_VCOP_DEVICE")  # e.g. "cpu" to keep a GPU machine off the GPU
     if forced:
-        return torch.device(forced)
+        try:
+            device = torch.device(forced)
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in ("cpu", "cuda"):
+            raise ValueError(f"AGE_VCOP_DEVICE={forced!r} is not a device this project runs on; set it to cpu or "
+                             "cuda (or unset it: CUDA when present, else the CPU)")
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.type == "cuda" and (device.index or 0) >= gpus:
+            raise ValueError(f"AGE_VCOP_DEVICE={forced}: no such CUDA device here ({gpus} found); set "
+                             "AGE_VCOP_DEVICE=cpu, or unset it to use CUDA only when present")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
