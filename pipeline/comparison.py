@@ -12,6 +12,7 @@ import torch
 
 from pipeline import artifacts, metrics, runtime
 from pipeline.config import EvalConfig
+from pipeline.data import intervals
 from pipeline.data.loaders import tuple_loader
 from pipeline.data.sequences import permutations
 from pipeline.data.splits import AGE_BANDS, BAND_NAMES
@@ -19,7 +20,8 @@ from pipeline.layout import CONDITION_STAGES, CONDITIONS, model_path
 
 REFERENCES = ("baseline", "finetune_korean")  # each other condition gets a paired Δ MAE against these
 Predictions = dict[tuple[str, int, str], np.ndarray]  # (condition, training seed, test split) -> predicted ages
-SCALARS = ("mae", "rmse", "bias", "cs3", "cs5", "cs7")  # the age metrics averaged over seeds (n is shared)
+# the age metrics averaged over seeds (n is shared); against age intervals each error is the distance to the interval
+SCALARS = ("mae", "rmse", "bias", "cs3", "cs5", "cs7", "band_acc")
 PRETEXT = ("val_acc", "val_top3", "val_kendall_tau")
 
 
@@ -49,7 +51,7 @@ def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame], seeds:
     over training seeds, their seed std (`seed_std`, null for one seed) and every seed's own (`per_seed`)."""
     results = {}
     for condition in CONDITIONS:
-        per_seed = {seed: {t: metrics.age_metrics(preds[condition, seed, t], tests[t]["age"].to_numpy())
+        per_seed = {seed: {t: metrics.age_metrics(preds[condition, seed, t], *intervals.bounds(tests[t]))
                            for t in tests} for seed in seeds}
         results[condition] = {**{t: seed_mean([per_seed[s][t] for s in seeds]) for t in tests},
                               "seed_std": {t: seed_std([per_seed[s][t] for s in seeds]) for t in tests},
@@ -59,9 +61,13 @@ def condition_metrics(preds: Predictions, tests: dict[str, pd.DataFrame], seeds:
 
 def seed_mean(runs: list[dict]) -> dict:
     """age_metrics() of several training seeds on the same photos -> their mean (MAE per band included)."""
-    bands = {b: [r["mae_band"][b] for r in runs if r["mae_band"][b] is not None] for b in BAND_NAMES}
+    def band_means(key: str, names: Sequence[str]) -> dict:
+        values = {b: [r[key][b] for r in runs if r[key][b] is not None] for b in names}
+        return {b: float(np.mean(v)) if v else None for b, v in values.items()}
+
     return {**{k: float(np.mean([r[k] for r in runs])) for k in SCALARS}, "n": runs[0]["n"],
-            "mae_band": {b: float(np.mean(v)) if v else None for b, v in bands.items()}}
+            "mae_band": band_means("mae_band", BAND_NAMES),
+            "mae_life_band": band_means("mae_life_band", intervals.LIFE_BAND_NAMES)}
 
 
 def seed_std(runs: list[dict]) -> dict:
@@ -72,8 +78,9 @@ def seed_std(runs: list[dict]) -> dict:
 def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig, seeds: Sequence[int]) -> dict:
     """Δ MAE of every condition vs each reference on the Korean test split, paired on (training seed, person),
     with a CI that resamples both (seed_person_bootstrap); each seed's own Δ beside it."""
-    true, persons = korean["age"].to_numpy(), korean["person_id"].to_numpy()
-    abs_err = {c: np.stack([abs(preds[c, s, "korean"] - true) for s in seeds]) for c in CONDITIONS}
+    persons = korean["person_id"].to_numpy()
+    abs_err = {c: np.stack([intervals.table_abs_error(preds[c, s, "korean"], korean) for s in seeds])
+               for c in CONDITIONS}
     out = {}
     for ref in REFERENCES:
         out[f"vs_{ref}"] = {}
@@ -104,10 +111,14 @@ def pretext_scores(images: np.ndarray, device: torch.device, cfg: EvalConfig, se
 
 def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict], seeds: Sequence[int]) -> Tables:
     true, conditions = korean["age"].to_numpy(), CONDITIONS
-    curves = {c: np.mean([metrics.cs_curve(preds[c, s, "korean"], true) for s in seeds], axis=0) for c in conditions}
+    low, high = intervals.bounds(korean)
+    curves = {c: np.mean([metrics.cs_curve(preds[c, s, "korean"], low, high) for s in seeds], axis=0)
+              for c in conditions}
+    # interval labels: their bounds beside the midpoint `age`, so a reader of predictions.csv scores it the same way
+    bounds = {"age_low": low, "age_high": high} if intervals.has_intervals(korean) else {}
     # one row per (training seed, test photo); `photo` is its row in the test split and person ids let the study
     # pair and pool errors over runs
-    predictions = pd.concat([pd.DataFrame({"seed": seed, "photo": np.arange(len(true)), "age": true,
+    predictions = pd.concat([pd.DataFrame({"seed": seed, "photo": np.arange(len(true)), "age": true, **bounds,
                                            **{c: preds[c, seed, "korean"].round(2) for c in conditions},
                                            "person_id": korean["person_id"].to_numpy()}) for seed in seeds],
                             ignore_index=True)
@@ -140,7 +151,7 @@ def headline(result: dict, vs_finetune: dict | None) -> dict:
             "07_dmae_ci_low": vs_finetune["ci_low"] if vs_finetune else None,
             "08_dmae_ci_high": vs_finetune["ci_high"] if vs_finetune else None,
             "09_ci_over": vs_finetune["ci_over"] if vs_finetune else None,
-            "10_n_seeds": result["n_seeds"]}
+            "10_n_seeds": result["n_seeds"], "11_korean_band_acc": korean["band_acc"]}
 
 
 def write_outputs(out_dir: Path, results: dict[str, dict], comparison: dict, frames: Tables) -> None:

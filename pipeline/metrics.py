@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.data import intervals
 from pipeline.data.sequences import chance_accuracy
 from pipeline.data.splits import BAND_NAMES, MIN_TEST_PERSONS, age_band
 from pipeline.models.tasks import to_years
@@ -41,23 +42,32 @@ def predict_years(model: nn.Module, images: np.ndarray, rows: np.ndarray, device
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def age_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
-    """The metrics of age-estimation papers; CS(n) is MegaAge-Asian's CA(n): share of |error| <= n years."""
-    if len(true) == 0:
+def age_metrics(pred: np.ndarray, low: np.ndarray, high: np.ndarray | None = None) -> dict:
+    """The metrics of age-estimation papers against exact ages (`low` alone) or age intervals [low, high]: an
+    error is the distance to the interval (0 inside; pipeline.data.intervals), so exact ages give the plain
+    numbers. CS(n) is MegaAge-Asian's CA(n): share of |error| <= n years. `band_acc` is the share of predictions
+    in the label's life band (a-h), `mae_life_band` the MAE per life band of the label."""
+    if len(low) == 0:
         raise ValueError("no test photos: the test split is empty; check metrics/splits.json")
-    err = pred - true
+    high = low if high is None else high
+    err = intervals.signed_error(pred, low, high)
     abs_err = np.abs(err)
     metrics = {"mae": float(abs_err.mean()), "rmse": float(np.sqrt((err**2).mean())), "bias": float(err.mean()),
-               "n": int(len(true))}
+               "n": int(len(low))}
     metrics.update({f"cs{n}": float((abs_err <= n).mean()) for n in CS_LEVELS})
-    bands = age_band(true)
+    bands = age_band((np.asarray(low, float) + np.asarray(high, float)) / 2)
     metrics["mae_band"] = {name: (float(abs_err[bands == i].mean()) if (bands == i).any() else None)
                            for i, name in enumerate(BAND_NAMES)}
+    life = intervals.label_band(low, high)
+    metrics["band_acc"] = float((intervals.life_band(pred) == life).mean())
+    metrics["mae_life_band"] = {name: (float(abs_err[life == i].mean()) if (life == i).any() else None)
+                                for i, name in enumerate(intervals.LIFE_BAND_NAMES)}
     return metrics
 
 
-def cs_curve(pred: np.ndarray, true: np.ndarray, max_years: int = CS_MAX_YEARS) -> np.ndarray:
-    abs_err = np.abs(pred - true)
+def cs_curve(pred: np.ndarray, low: np.ndarray, high: np.ndarray | None = None,
+             max_years: int = CS_MAX_YEARS) -> np.ndarray:
+    abs_err = intervals.abs_error(pred, low, low if high is None else high)
     return np.array([(abs_err <= n).mean() for n in range(max_years + 1)])
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
+from pipeline.data import intervals
 from pipeline.metrics import compare_blocks
 
 log = logging.getLogger("pipeline.study")
@@ -119,7 +120,8 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
     that resamples (training seed, person) clusters within each split (splits are strata)."""
     rows = []
     for fraction, part in runs.groupby("label_frac"):
-        errors = {c: (part[c] - part["age"]).abs() for c in CONDITION_STAGES}
+        errors = {c: pd.Series(intervals.table_abs_error(part[c].to_numpy(), part), index=part.index)
+                  for c in CONDITION_STAGES}
         n_splits = part["split_seed"].nunique()
         for condition in CONDITION_STAGES:
             per_run = part.assign(e=errors[condition]).groupby(["split_seed", "train_seed"])["e"].mean()

@@ -33,18 +33,36 @@ class NonFiniteLossError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------------- steps
 def age_loss(pred: torch.Tensor, ages_years: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """The age loss of normalised predictions (B,). Targets (B,) are exact ages; (B, 2) are [low, high] intervals
+    (pipeline.data.intervals), for which `l1` and `smooth_l1` take the distance to the interval (0 inside) and
+    `l1_midpoint` the L1 to its midpoint. On exact ages `l1_midpoint` is `l1`."""
+    if ages_years.dim() == 2:
+        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
+        if kind == "l1_midpoint":
+            return F.l1_loss(pred, (low + high) / 2)
+        distance = F.relu(low - pred) + F.relu(pred - high)
+        if kind == "smooth_l1":
+            return F.smooth_l1_loss(distance, torch.zeros_like(distance), beta=1.0 / AGE_SCALE)
+        return distance.mean()
     target = to_normalised(ages_years)
     if kind == "smooth_l1":
         return F.smooth_l1_loss(pred, target, beta=1.0 / AGE_SCALE)  # quadratic only within ±1 year
     return F.l1_loss(pred, target)  # we report MAE, so we train on it
 
 
+def age_error(pred: torch.Tensor, ages_years: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error in years of normalised predictions: to the age, or to the interval (0 inside)."""
+    if ages_years.dim() == 2:
+        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
+        return (F.relu(low - pred) + F.relu(pred - high)).mean() * AGE_SCALE
+    return (pred - to_normalised(ages_years)).abs().mean() * AGE_SCALE
+
+
 def age_step(model: nn.Module, batch: Batch, loss_kind: str = "l1") -> tuple[torch.Tensor, dict]:
     images, ages = batch
     pred = model(images).float()
     loss = age_loss(pred, ages, loss_kind)
-    mae = (pred.detach() - to_normalised(ages)).abs().mean() * AGE_SCALE  # in years
-    return loss, {"loss": loss.detach(), "mae": mae}
+    return loss, {"loss": loss.detach(), "mae": age_error(pred.detach(), ages)}
 
 
 def vcop_step(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:

@@ -6,7 +6,8 @@ from pipeline.data import loaders, sequences
 
 TRAIN, VAL = Path("data/splits/korean_train.csv"), Path("data/splits/korean_val.csv")
 OUT, SUMMARY = Path("data/sequences"), Path("metrics/sequences.json")
-PHOTO_COLUMNS = ["person_id", "cache_row", "age", "date"]  # what a per-epoch draw needs (date orders, when given)
+# what a per-epoch draw needs (date orders, when given; age intervals order band labels)
+PHOTO_COLUMNS = ["person_id", "cache_row", "age", "date", "age_low", "age_high"]
 
 
 def main() -> None:

@@ -17,10 +17,15 @@ def main() -> None:
     general["split"] = splits.split_general(general, cfg.seed, cfg.general_val_frac, cfg.general_test_frac)
     if cfg.korean_test_person:
         korean["split"] = splits.split_leave_one_out(korean, cfg.korean_test_person, cfg.seed, cfg.korean_val_frac)
-    else:
+    elif cfg.korean_published_split:
         # a source's own test persons (AIHub's Validation set) stay the test split; korean_test_frac then unused
         korean["split"] = splits.split_keeping_hints(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
                                                      "korean")
+    else:  # a split of the split seed's own, by person or family (a study's further splits)
+        korean["split"] = splits.split_by_identity(korean, cfg.seed, cfg.korean_val_frac, cfg.korean_test_frac,
+                                                   "korean")
+    for name, part in (("general", general), ("korean", korean)):
+        splits.check_disjoint(part, name)
     splits.check_evaluable(korean, leave_one_out=bool(cfg.korean_test_person))
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from pipeline import runtime
+from pipeline.data import intervals
 from pipeline.data.sequences import TupleDraw, no_tuples, permutations, tuple_rows
 from pipeline.layout import SEQUENCES, tuples_path
 
@@ -135,9 +136,15 @@ def make_loader(dataset: PhotoBatches | TupleBatches, batch_size: int, train: bo
 
 
 def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> PhotoBatches:
+    """A split's photos with their labels: ages (N,), or [low, high] (N, 2) when the split carries age intervals
+    (train.age_loss reads either)."""
     if table.empty:
         raise ValueError("empty split: no photos to train or evaluate on")
-    return PhotoBatches(images, table["cache_row"].to_numpy(np.int64), table["age"].to_numpy(np.float32))
+    if intervals.has_intervals(table):
+        labels = np.stack(intervals.bounds(table), axis=1).astype(np.float32)
+    else:
+        labels = table["age"].to_numpy(np.float32)
+    return PhotoBatches(images, table["cache_row"].to_numpy(np.int64), labels)
 
 
 def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> TupleBatches:
@@ -224,7 +231,10 @@ class _Joined:
 
 def _concat(batch: tuple[torch.Tensor, torch.Tensor], more: tuple[torch.Tensor, torch.Tensor]
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cat([batch[0], more[0]]), torch.cat([batch[1], more[1]])
+    labels = [batch[1], more[1]]
+    if labels[0].dim() != labels[1].dim():  # exact ages beside intervals: an exact age is the interval [a, a]
+        labels = [x if x.dim() == 2 else torch.stack([x, x], dim=1) for x in labels]
+    return torch.cat([batch[0], more[0]]), torch.cat(labels)
 
 
 def _pair(batch: Any, tuples: Any) -> tuple[Any, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.data.intervals import INTERVAL_COLUMNS
 
 REQUIRED = ("path", "person_id", "age", "domain")
 OPTIONAL = ("date", "split_hint")
@@ -61,6 +62,7 @@ def validate(df: pd.DataFrame, source: str, root: Path | None = None, check_file
         raise ManifestError(f"{source}: impossible age at {_rows(bad, df)} (e.g. {ages[bad].iloc[0]}); "
                             f"ages must be in [0, {MAX_AGE:g}] years")
     df["age"] = ages.astype(float)
+    _check_intervals(df, source)
     if (bad := ~df["domain"].isin(DOMAINS)).any():
         raise ManifestError(f"{source}: unknown domain at {_rows(bad, df)} (e.g. {df.loc[bad, 'domain'].iloc[0]!r});"
                             f" allowed: {list(DOMAINS)}")
@@ -76,6 +78,27 @@ def validate(df: pd.DataFrame, source: str, root: Path | None = None, check_file
                                 "fix the path or remove the row")
     extra = [c for c in df.columns if c not in REQUIRED + OPTIONAL]  # e.g. apparent_age of synthetic photos
     return df[list(REQUIRED) + list(OPTIONAL) + extra].reset_index(drop=True)
+
+
+def _check_intervals(df: pd.DataFrame, source: str) -> None:
+    """Interval labels (pipeline.data.intervals): both columns or neither, numbers with low <= age <= high, in
+    [0, MAX_AGE] (an empty cell: the exact `age`); converted to float in place."""
+    present = [c for c in INTERVAL_COLUMNS if c in df.columns]
+    if not present:
+        return
+    if len(present) == 1:
+        raise ManifestError(f"{source}: column {present[0]} without its partner; an interval age needs both "
+                            f"{list(INTERVAL_COLUMNS)} (or neither, for exact ages)")
+    # an empty cell is an exact age (a role with exact ages beside one with intervals, after pd.concat)
+    low, high = (pd.to_numeric(df[c].replace("", np.nan), errors="coerce").fillna(df["age"])
+                 for c in INTERVAL_COLUMNS)
+    bad = low.isna() | high.isna() | ~np.isfinite(low) | ~np.isfinite(high)
+    bad |= (low < 0) | (high > MAX_AGE) | (low > df["age"]) | (df["age"] > high)
+    if bad.any():
+        raise ManifestError(f"{source}: impossible age interval at {_rows(bad, df)} (e.g. "
+                            f"[{df.loc[bad, 'age_low'].iloc[0]}, {df.loc[bad, 'age_high'].iloc[0]}] with age "
+                            f"{df.loc[bad, 'age'].iloc[0]}); need 0 <= age_low <= age <= age_high <= {MAX_AGE:g}")
+    df["age_low"], df["age_high"] = low.astype(float), high.astype(float)
 
 
 def resolve(path: str, root: Path | None) -> Path:

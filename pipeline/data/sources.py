@@ -5,10 +5,11 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import REGISTRIES, DataConfig
-from pipeline.data import floor, paths, synthetic_photos
+from pipeline.data import floor, paths, splits, synthetic_photos
 from pipeline.data.adapters import ADAPTERS, LANDMARK_SOURCES
 from pipeline.data.adapters.common import DROPPED
 from pipeline.data.manifest import validate
@@ -32,6 +33,25 @@ def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]
     return frame, {f"bayes_floor_mae_{d}": floors[d] for d in domains}
 
 
+def kept_share(table: pd.DataFrame, share: float, seed: int, where: str) -> pd.DataFrame:
+    """A seeded share of the table's persons (whole families when it names them), drawn within each split hint
+    so a published test list shrinks with the rest; every row when share is 1."""
+    if share >= 1:
+        return table
+    units = splits.split_units(table)
+    hints = table["split_hint"].fillna("").astype(str) if "split_hint" in table else pd.Series("", index=table.index)
+    rng = np.random.default_rng([seed, 11])
+    kept: set[str] = set()
+    for hint in sorted(hints.unique()):
+        pool = np.sort(units[hints == hint].unique())
+        kept.update(rng.permutation(pool)[:max(1, int(round(share * len(pool))))].tolist())
+    mask = units.isin(kept)
+    log.info("%s: keeping %d of %d persons (%d of %d photos; %s_keep %g)", where,
+             table.loc[mask, "person_id"].nunique(), table["person_id"].nunique(), int(mask.sum()), len(table),
+             where.split()[0], share)
+    return table[mask].reset_index(drop=True)
+
+
 def rendered_crops(cfg: DataConfig, manifest: pd.DataFrame) -> pd.Series:
     """True for the photos of a synthetic role: rendered as aligned face crops at the cache resolution, so
     `data.face` (a detector) does not apply to them; it applies to the real sources' photos."""
@@ -51,6 +71,7 @@ def real_manifests(cfg: DataConfig) -> tuple[list[pd.DataFrame], list[dict]]:
         root_path = Path(root).expanduser()
         table = ADAPTERS[source](root_path, role)
         refused += table.attrs.pop(DROPPED, [])
+        table = kept_share(table, getattr(cfg, f"{role}_keep"), cfg.keep_seed, f"{role} role ({source})")
         table, out = paths.screen(table, root_path, f"{source} data under {root}")
         refused += out
         frames.append(validate(table, f"{source} data under {root}"))

@@ -16,15 +16,26 @@ def age_band(ages_years: np.ndarray | pd.Series) -> np.ndarray:
     return np.digitize(np.asarray(ages_years, dtype=float), AGE_BANDS[1:-1])
 
 
+def split_units(df: pd.DataFrame) -> pd.Series:
+    """What a split assigns as a whole: the family when the source names one (relatives look alike, so a mother in
+    training and her daughter in test would leak), else the person."""
+    if "family_id" not in df.columns:
+        return df["person_id"]
+    family = df["family_id"].fillna("").astype(str)
+    return family.where(family != "", "person:" + df["person_id"].astype(str))
+
+
 def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float,
                       where: str, required: tuple[str, ...] = ("train", "val", "test")) -> pd.Series:
-    """Assign each person to train/val/test, stratified by the band of the person's median age.
+    """Assign each person (each family, when the source names them) to train/val/test, stratified by the band of
+    its median age.
 
-    Persons are sorted before shuffling so the result depends only on (data, seed). Returns the split of
-    every row of `df`.
+    Units are sorted before shuffling so the result depends only on (data, seed). Returns the split of every row
+    of `df`.
     """
     rng = np.random.default_rng(seed)
-    person_age = df.groupby("person_id")["age"].median().sort_index()
+    units = split_units(df)
+    person_age = df.groupby(units)["age"].median().sort_index()
     bands = pd.Series(age_band(person_age.to_numpy()), index=person_age.index)
     assignment: dict[str, str] = {}
     carry_val = carry_test = 0.0  # fractional persons carried across bands keep global fractions exact
@@ -36,7 +47,7 @@ def split_by_identity(df: pd.DataFrame, seed: int, val_frac: float, test_frac: f
         carry_test, carry_val = want_test - n_test, want_val - n_val
         for i, person in enumerate(persons):
             assignment[person] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    split = df["person_id"].map(assignment)
+    split = units.map(assignment)
     for name in required:
         if not (split == name).any():
             fix = (f"raise params.yaml:split_korean.{where}_{name}_frac" if name != "train" else
@@ -75,22 +86,46 @@ def require_person(person_ids: set[str], person: str) -> None:
 def split_leave_one_out(df: pd.DataFrame, person: str, seed: int, val_frac: float) -> pd.Series:
     """One leave-one-person-out fold (FG-NET protocol): `person` is the test split, val comes from the rest."""
     require_person(set(df["person_id"]), person)
-    rest = df[df["person_id"] != person]
+    units = split_units(df)
+    relatives = (units == units[df["person_id"] == person].iloc[0]) & (df["person_id"] != person)
+    rest = df[(df["person_id"] != person) & ~relatives]
     split = pd.Series("test", index=df.index)
     split.loc[rest.index] = split_by_identity(rest, seed, val_frac, 0.0, "korean", ("train", "val"))
+    split.loc[relatives] = "unused"  # the test person's family trains nothing: relatives look alike
     return split
+
+
+def check_disjoint(df: pd.DataFrame, where: str) -> None:
+    """No person, and no family of a source that names them, on two sides of `df["split"]` (split_korean checks
+    every split it writes, published lists included)."""
+    used = df[df["split"].isin(("train", "val", "test"))]
+    for column, name in (("person_id", "person"), ("family_id", "family")):
+        if column not in used.columns:
+            continue
+        ids = used[column].fillna("").astype(str)
+        sides = used[ids != ""].groupby(ids[ids != ""])["split"].nunique()
+        if (crossing := sides[sides > 1]).any():
+            raise EmptySplitError(f"{where}: {len(crossing)} {name}(s) on two sides of the split (e.g. "
+                                  f"{crossing.index[0]}); fix the source's train/val/test lists")
 
 
 def split_keeping_hints(df: pd.DataFrame, seed: int, val_frac: float, test_frac: float,
                         where: str = "general") -> pd.Series:
     """Keep an official train/test list when the source has one (split_hint: MegaAge's and AAF's test lists,
-    AIHub's Validation persons); carve val from train by person. Without one, split by identity."""
+    AIHub's Validation persons) and carve val from train by person (by family, when the source names them); keep
+    published train/val/test lists as they are (AIHub's family-relations folders). Without one, split by
+    identity."""
     hints = df["split_hint"].fillna("")
+    if set(hints.unique()) == {"train", "val", "test"}:  # all three published (AIHub family-relations): as is
+        split = hints.copy()
+        check_disjoint(df.assign(split=split), where)
+        return split
     if set(hints.unique()) <= {"train", "test"} and (hints == "test").any() and (hints == "train").any():
-        crossing = set(df.loc[hints == "train", "person_id"]) & set(df.loc[hints == "test", "person_id"])
+        units = split_units(df)
+        crossing = set(units[hints == "train"]) & set(units[hints == "test"])
         if crossing:
-            raise EmptySplitError(f"{where}: the official split puts {len(crossing)} person(s) in train and test "
-                                  f"(e.g. {sorted(crossing)[0]}); fix the source lists")
+            raise EmptySplitError(f"{where}: the official split puts {len(crossing)} person(s) or families in train "
+                                  f"and test (e.g. {sorted(crossing)[0]}); fix the source lists")
         split = hints.copy()
         train = df[hints == "train"]
         # val carved from the official train persons only: the official test list stays untouched

@@ -13,7 +13,8 @@ from typing import Callable
 
 import pandas as pd
 
-from pipeline.data.adapters import aaf, afad, aihub_aging, cacd, csv_manifest, fgnet, megaage_asian, utkface
+from pipeline.data.adapters import (aaf, afad, aihub_aging, cacd, csv_manifest, fgnet, korean_family, megaage_asian,
+                                   utkface)
 from pipeline.data.adapters.common import LayoutError
 
 ADAPTERS: dict[str, Callable[[Path, str], pd.DataFrame]] = {
@@ -26,6 +27,7 @@ ADAPTERS: dict[str, Callable[[Path, str], pd.DataFrame]] = {
     "aaf": aaf.read,
     "aaf_aligned": aaf.read_aligned,
     "aihub_aging": aihub_aging.read,
+    "korean_family": korean_family.read,
 }
 # sources whose manifest can carry each photo's 5 face points (`landmarks` column): data.<role>_face: landmarks
 # needs one (csv: when the user's manifest.csv has the column)

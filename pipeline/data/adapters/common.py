@@ -22,6 +22,8 @@ SOURCE_REASONS = ("no_label", "no_photo", "bad_label", "age_mismatch")
 DROPPED = "dropped"  # DataFrame.attrs key: the files a source left out, [{path, reason, error}] (a list: see below)
 # manifest columns a source may add for face: landmarks (pipeline.faces.landmarks: template order, photo pixels)
 FACE_LABEL_COLUMNS = ("landmarks", "face_box", "label_size")
+# columns a source with interval ages (pipeline.data.intervals) or families adds: splits keep a family on one side
+LABEL_COLUMNS = ("age_low", "age_high", "family_id")
 
 
 class LayoutError(FileNotFoundError):
@@ -46,7 +48,7 @@ def frame(rows: list[dict], domain: str, source: str, root: Path, layout: str) -
     table = pd.DataFrame(rows)
     table["domain"] = domain
     columns = ["path", "person_id", "age", "domain", "split_hint", "date"]
-    return with_optional_columns(table)[columns + [c for c in FACE_LABEL_COLUMNS if c in table]]
+    return with_optional_columns(table)[columns + [c for c in (*LABEL_COLUMNS, *FACE_LABEL_COLUMNS) if c in table]]
 
 
 def with_dropped(table: pd.DataFrame, dropped: list[dict]) -> pd.DataFrame:
