@@ -14,6 +14,7 @@ from pipeline import runtime
 from pipeline.config import ConfigError
 from pipeline.data.cache import META
 # the conditions and run paths are part of this module's interface (predict, report, study import them here)
+from pipeline.data import intervals
 from pipeline.layout import (CONDITION_STAGES, CONDITIONS, model_path, run_name,  # noqa: F401
                              trained_seeds)
 from pipeline.layout import CACHE, PHASE_SPLITS, history_path, split_path, train_metrics_path
@@ -48,8 +49,10 @@ def input_record(trained_on: Sequence[str] = ()) -> dict:
     record: dict = {FACE_SETTINGS: meta["face"][role], "face_settings_by_role": meta["face"]}
     if trained_on:
         splits = [PHASE_SPLITS[phase][0] for phase in trained_on]
-        ages = pd.concat([pd.read_csv(split_path(s), usecols=["age"])["age"] for s in splits])
-        record.update(age_range=[float(ages.min()), float(ages.max())], trained_on=splits)
+        # interval labels (age bands) reach from their low to their high ends
+        lows, highs = zip(*(intervals.bounds(pd.read_csv(split_path(s))) for s in splits))
+        record.update(age_range=[float(min(x.min() for x in lows)), float(max(x.max() for x in highs))],
+                      trained_on=splits)
     return record
 
 
@@ -81,6 +84,13 @@ def read_model_file(path: Path) -> dict:
         held = f"keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else type(payload).__name__
         raise ModelFileError(f"{path}: not a model file of this project (it holds {held}, a model file holds "
                              f"{list(MODEL_KEYS)}); pass a models/<stage>/seed<k>/model.pt")
+    settings = face_settings_of(payload)
+    if settings is not None:  # predict allocates image_size² pixels per face: a doctored 10**9 must not reach it
+        size = settings.get("image_size") if isinstance(settings, dict) else None
+        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 512:
+            raise ModelFileError(f"{path}: its recorded face settings' image_size {size!r} is not a whole number in "
+                                 "16..512 px; the file is damaged or foreign: pass a "
+                                 "models/<stage>/seed<k>/model.pt")
     return payload
 
 

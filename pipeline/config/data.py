@@ -75,6 +75,11 @@ class DataConfig:
     face_min_size: int = 20  # smallest face the detector finds, px in its copy of the photo
     face_max_side: int = 400  # the detector sees the photo shrunk to this long side
     workers: int = 0  # processes that prepare the real photos; 0 = every core this process may use
+    # share of a real role's persons kept (whole families, when the source names them), drawn with `keep_seed`
+    # within each published split: a CPU run of a large set in less time; 1.0 = every person
+    general_keep: float = 1.0
+    korean_keep: float = 1.0
+    keep_seed: int = 0
     synthetic: SyntheticConfig | None = None  # required when a role's source is synthetic
 
     def __post_init__(self) -> None:
@@ -92,6 +97,11 @@ class DataConfig:
         check(self.synthetic is not None or "synthetic" not in (self.general, self.korean),
               "synthetic: required when data.general or data.korean is 'synthetic'")
         check(self.workers >= 0, f"workers must be >= 0 (0 = every core), got {self.workers}")
+        for role, (source, _) in self.roles().items():
+            keep = getattr(self, f"{role}_keep")
+            check(0 < keep <= 1, f"{role}_keep must be in (0, 1], got {keep}")
+            check(keep == 1 or source != "synthetic", f"{role}_keep: applies to real sources; the synthetic "
+                  "source's size is data.synthetic's person counts")
         labelled = REGISTRIES["landmark_source"]() if "landmark_source" in REGISTRIES else None
         for role, (source, root) in self.roles().items():
             check(source == "synthetic" or bool(root), f"{role}_root (or root): needed for source '{source}'")
@@ -128,6 +138,9 @@ class SplitConfig:
     general_test_frac: float
     label_frac: float = 1.0  # share of Korean training persons whose ages are used as labels (by person)
     korean_test_person: str = ""  # leave-one-person-out fold: this person alone is the Korean test split
+    # True: a Korean source's published train/(val/)test lists are kept; False: the Korean role is split by person
+    # (by family, when the source names them) with the split seed, so a study can average over several splits
+    korean_published_split: bool = True
 
     def __post_init__(self) -> None:
         check(0 < self.label_frac <= 1, f"label_frac must be in (0, 1], got {self.label_frac}")
