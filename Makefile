@@ -24,5 +24,5 @@ repro: install
 test: install
 	$(PY) -m pytest
 
-check: install  # the unit tests without the end-to-end dvc runs (marked slow): under 2 minutes
+check: install  # the unit tests without the end-to-end dvc runs (those are marked slow)
 	$(PY) -m pytest -m "not slow"
