@@ -11,10 +11,26 @@ AgeLoss = Literal["l1", "smooth_l1"]  # the age loss of every age-training stage
 
 
 @dataclass(frozen=True, kw_only=True)
-class OptimConfig:
-    """Optimisation of one training phase: a `budget` phase, or pretrain_vcop's own."""
+class RuntimeConfig:
+    """Section `runtime`: how every training phase uses the machine (one switch each, never per phase)."""
 
-    epochs: int
+    amp: bool = True  # only takes effect on CUDA
+    num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
+    # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
+    # writing it every epoch cost ~19% of a short epoch on 2 cores (benchmarks/train_overhead.py)
+    checkpoint_every_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
+              f"{self.checkpoint_every_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimDefaults:
+    """Section `optim`: the optimisation every training phase runs unless its own section sets a key (a phase
+    always sets its `epochs`: they are its budget)."""
+
     batch_size: int
     lr: float
     weight_decay: float = 1.0e-4
@@ -32,16 +48,11 @@ class OptimConfig:
     # with swa_epochs > 0 a single epoch's val pass is only recorded (the average is scored and returned), so
     # val_every n records every n-th epoch's (1: all) and 0 none: each skipped pass saves its BatchNorm
     # recalibration and val batches, and the trained weights are the same bytes. Without swa_epochs every epoch
-    # is scored whatever this says: best-epoch selection and early stopping read it.
+    # is scored whatever this says (best-epoch selection and early stopping read it), so a phase loaded from
+    # params.yaml refuses val_every > 0 there (check_phase).
     val_every: int = 0
-    amp: bool = True  # only takes effect on CUDA
-    num_workers: int = 0  # batches are sliced from a memmap: workers rarely pay on 2 cores
-    # resumable state (model + AdamW, ~3x the model) is written at most this often and after the last epoch:
-    # writing it every epoch cost ~19% of a short epoch on 2 cores (benchmarks/train_overhead.py)
-    checkpoint_every_s: float = 120.0
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -56,9 +67,32 @@ class OptimConfig:
               "weights: set one of them to 0")
         check(not (self.swa_epochs and self.patience), "swa_epochs averages the last epochs, which early stopping "
               "(patience) would skip: set one of them to 0")
-        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
-        check(self.checkpoint_every_s >= 0, f"checkpoint_every_s must be >= 0 (0 = every epoch), got "
-              f"{self.checkpoint_every_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig(OptimDefaults, RuntimeConfig):
+    """Optimisation of one training phase (a `budget` phase, or pretrain_vcop's own): `optim` with the phase's own
+    keys over it, plus `runtime`."""
+
+    epochs: int
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        OptimDefaults.__post_init__(self)
+        RuntimeConfig.__post_init__(self)
+
+
+def check_phase(phase: OptimDefaults, prefix: str = "") -> None:
+    """What a phase loaded from params.yaml must satisfy beyond its ranges (fit() accepts the combination: with
+    swa_epochs 0 it scores every epoch anyway, and the training tests rely on that)."""
+    check(not (phase.val_every and not phase.swa_epochs), f"{prefix}val_every={phase.val_every} has no effect "
+          "with swa_epochs 0 (every epoch is then scored); set val_every: 0 or swa_epochs > 0")
+
+
+# a training phase's section -> the class it loads as; its keys absent there come from `optim`, and `runtime` is
+# added (config.resolve_phases)
+PHASE_SECTIONS = ("budget.general", "budget.korean", "pretrain_vcop")
+RUNTIME_KEYS = tuple(f.name for f in fields(RuntimeConfig))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +126,10 @@ class BudgetConfig:
     # epoch beats them, so it never returns weights worse on val than it started with
     select_start: bool = True
 
+    def __post_init__(self) -> None:
+        check_phase(self.general, "general.")
+        check_phase(self.korean, "korean.")
+
     def phase(self, name: Literal["general", "korean"], seed: int) -> TrainConfig:
         optim = {f.name for f in fields(OptimConfig)}
         return TrainConfig(seed=seed, **{k: v for k, v in asdict(getattr(self, name)).items() if k in optim})
@@ -105,6 +143,10 @@ class VCOPConfig(TrainConfig):
     encoder_weights: str  # none | imagenet | path to a state dict: the same as train_baseline's
     head_hidden: int = 512  # the pairwise head's hidden width
     dropout: float = 0.5  # in the pairwise head
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_phase(self)
 
 
 @dataclass(frozen=True, kw_only=True)
