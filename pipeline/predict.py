@@ -12,9 +12,11 @@ then the recorded face settings). One output row per face found; every other out
   no_face    the detector found none: predicted on the centre crop, flagged fallback=center_crop
   not_found, unreadable, truncated, too_small, too_large, blank   the file could not be used (error says why)
 
-Files in a folder that are not photos (by suffix) are skipped and counted in the log. --out is checked before any
-work: a folder, an unwritable place, or an existing file that is not a table predict wrote (unless --overwrite) is
-refused.
+Files in a folder that are not photos (by suffix) are skipped and counted in the log; a photo path that is not a
+regular file (a FIFO, a device) is `unreadable`, never opened. A file name that is not UTF-8 is written with its
+odd bytes escaped (caf\xe9.jpg). --out is checked before any work and again before writing: a folder, a symbolic
+link, a device or FIFO (whatever the flags), an unwritable place, or an existing file that is not a table predict
+wrote (unless --overwrite) is refused.
 
 Exit status: 0 all photos predicted; 1 some could not be used (see the error column); 2 nothing was predicted and
 nothing written: the model file is missing, truncated or not a model file, there are no photos, or --out is
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,27 +39,49 @@ from tqdm import tqdm
 from pipeline import artifacts, metrics, runtime
 from pipeline.config import EvalConfig
 from pipeline.data.adapters.common import IMAGE_SUFFIXES
+from pipeline.data.paths import shown
 from pipeline.faces import FaceSettings, PhotoError, PreparedFace, prepare_faces
 
 log = logging.getLogger("pipeline.predict")
 COLUMNS = ["path", "face_index", "n_faces", "box_x0", "box_y0", "box_x1", "box_y1", "score", "predicted_age",
            "outcome", "fallback", "warning", "error"]
 BLANK = {"fallback": "", "warning": "", "error": ""}  # text columns are empty, not NaN, where nothing applies
+# what a path that is not a regular file is, for the message that refuses it (as --out or as a photo)
+SPECIAL_FILES = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+                 (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 class OutputPathError(ValueError):
     """--out cannot be written (a folder, an unwritable place, a file predict did not write); nothing was done."""
 
 
-def check_out(path: Path, overwrite: bool = False) -> None:
-    """Refuse an --out predict cannot or should not write, before any photo is read.
+def _special(mode: int) -> str:
+    """What a file of this st_mode is when it is not a regular file ("a FIFO (named pipe)", ...); "" for one."""
+    return "" if stat.S_ISREG(mode) else next((kind for test, kind in SPECIAL_FILES if test(mode)), "a special file")
 
-    An existing file is replaced only when it is a table predict wrote (its header is COLUMNS: a rerun replaces
-    its own output) or with `overwrite`: a typo such as `--out params.yaml` must not destroy a file.
+
+def check_out(path: Path, overwrite: bool = False) -> None:
+    """Refuse an --out predict cannot or should not write, before any photo is read (and again before writing).
+
+    --out is a regular file or a new name: a symbolic link, a device (/dev/null), a FIFO or a folder is refused
+    whatever the flags (the atomic write would replace the link or the device node itself). An existing file is
+    replaced only when it is a table predict wrote (its header is COLUMNS: a rerun replaces its own output) or with
+    `overwrite`: a typo such as `--out params.yaml` must not destroy a file.
     """
-    if path.is_dir():
-        raise OutputPathError(f"--out {path} is a folder; give a file name, e.g. --out {path / 'predictions.csv'}")
-    if path.exists() and not overwrite and not _written_by_predict(path):
+    try:
+        mode = os.lstat(path).st_mode  # lstat: a link is judged itself, never through its target
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:
+        raise OutputPathError(f"--out {path}: cannot be checked ({err.strerror}); choose another --out") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise OutputPathError(f"--out {path} is a folder; choose another --out: a file name, e.g. --out "
+                              f"{path / 'predictions.csv'}")
+    if mode is not None and (kind := _special(mode)):
+        raise OutputPathError(f"--out {path} is {kind}, not a regular file; predict writes only a regular file or a "
+                              "new name (even with --overwrite): choose another --out")
+    if mode is not None and not overwrite and not _written_by_predict(path):
         raise OutputPathError(f"--out {path} exists and is not a table predict wrote; choose another --out, or add "
                               "--overwrite to replace it")
     folder = path.parent
@@ -146,7 +171,9 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
         chunk = paths[start:start + batch_size]
         bar.update(len(chunk))
         pixels, face_rows = [], []
-        for path, result in zip(chunk, prepare_faces([str(p) for p in chunk], settings, detector)):
+        refused = [_not_a_photo_file(path) for path in chunk]  # a FIFO would block the decoder forever
+        prepared = iter(prepare_faces([str(p) for p, r in zip(chunk, refused) if r is None], settings, detector))
+        for path, result in zip(chunk, (r or next(prepared) for r in refused)):
             if isinstance(result, PhotoError):
                 log.error("%s [%s]", result, result.reason)
                 rows.append({**BLANK, "path": str(path), "outcome": result.reason, "error": str(result)})
@@ -166,7 +193,20 @@ def predict(model: torch.nn.Module, payload: dict, paths: list[Path], no_detect:
                     row["warning"] = f"outside the trained age range {low:g}-{high:g}"
                     log.warning("%s: predicted %.1f years, %s; treat with care", row["path"], age, row["warning"])
     bar.close()
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"face_index": "Int64", "n_faces": "Int64"})
+    table = pd.DataFrame(rows, columns=COLUMNS).astype({"face_index": "Int64", "n_faces": "Int64"})
+    for column in ("path", "warning", "error"):  # a name that is not UTF-8 (b"caf\xe9.jpg") shows as caf\xe9.jpg
+        table[column] = table[column].map(shown)
+    return table
+
+
+def _not_a_photo_file(path: Path) -> PhotoError | None:
+    """A path that exists but is not a regular file (a FIFO, a device, a socket): refused before anything opens it.
+    A missing or unreadable file is left to the decoder, which names it."""
+    try:
+        kind = _special(os.stat(path).st_mode)  # stat follows a link to its target: a link to a photo is fine
+    except OSError:
+        return None
+    return PhotoError(path, "unreadable", f"{kind}, not a regular file; skipped: give photo files") if kind else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
              settings.image_size, " (--no-detect)" if args.no_detect else "", payload.get("age_range", "unknown"))
     table = predict(model, payload, paths, args.no_detect, args.batch_size, device,
                     EvalConfig.mirror_average and not args.no_mirror)
-    runtime.write_csv(args.out, table)
+    check_out(args.out, args.overwrite)  # again: --out may have become a link or a device while photos were read
+    runtime.write_csv(args.out, table)  # atomic: a failed write leaves the previous file, never half of one
     print(table.to_string(index=False))
     log.info("wrote %s (%d rows for %d photos; %d file(s) that are not photos skipped)", args.out, len(table),
              len(paths), len(skipped))
