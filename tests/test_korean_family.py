@@ -157,6 +157,8 @@ def test_kept_share_keeps_whole_families_per_split(tmp_path):
     for family in kept["family_id"].unique():  # a kept family keeps every photo
         assert (kept["family_id"] == family).sum() == (table["family_id"] == family).sum()
     assert set(kept["split_hint"]) == {"train", "val", "test"}  # at least one family per published split
+    test = table["split_hint"] == "test"
+    assert sorted(kept.loc[kept["split_hint"] == "test", "path"]) == sorted(table.loc[test, "path"])  # whole
     assert kept_share(table, 1.0, 0, "korean role") is table
 
 

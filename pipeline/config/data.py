@@ -76,7 +76,8 @@ class DataConfig:
     face_max_side: int = 400  # the detector sees the photo shrunk to this long side
     workers: int = 0  # processes that prepare the real photos; 0 = every core this process may use
     # share of a real role's persons kept (whole families, when the source names them), drawn with `keep_seed`
-    # within each published split: a CPU run of a large set in less time; 1.0 = every person
+    # within each published split, whose test list is kept whole: a CPU run of a large set in less time;
+    # 1.0 = every person
     general_keep: float = 1.0
     korean_keep: float = 1.0
     keep_seed: int = 0

@@ -34,8 +34,9 @@ def _synthetic(cfg: DataConfig, domains: list[str]) -> tuple[pd.DataFrame, dict]
 
 
 def kept_share(table: pd.DataFrame, share: float, seed: int, where: str) -> pd.DataFrame:
-    """A seeded share of the table's persons (whole families when it names them), drawn within each split hint
-    so a published test list shrinks with the rest; every row when share is 1."""
+    """A seeded share of the table's persons (whole families when it names them), drawn within each split hint;
+    a published test list is kept whole (scoring is cheap, and a CI over persons needs them); every row when
+    share is 1."""
     if share >= 1:
         return table
     units = splits.split_units(table)
@@ -44,6 +45,9 @@ def kept_share(table: pd.DataFrame, share: float, seed: int, where: str) -> pd.D
     kept: set[str] = set()
     for hint in sorted(hints.unique()):
         pool = np.sort(units[hints == hint].unique())
+        if hint == "test":
+            kept.update(pool.tolist())
+            continue
         kept.update(rng.permutation(pool)[:max(1, int(round(share * len(pool))))].tolist())
     mask = units.isin(kept)
     log.info("%s: keeping %d of %d persons (%d of %d photos; %s_keep %g)", where,
