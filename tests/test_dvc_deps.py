@@ -123,3 +123,24 @@ def test_evaluation_and_tools_import_no_training_module(script: str) -> None:
 def test_the_evaluate_stage_depends_on_no_training_module() -> None:
     deps = {Path(str(d)) for d in STAGES["evaluate"]["deps"]}
     assert not deps & TRAINING_MODULES, sorted(map(str, deps & TRAINING_MODULES))
+
+
+# the params each training stage reads: the budget phases it runs, `optim` and `runtime` filling what they leave out
+PHASE_PARAMS = {"pretrain_vcop": {"seed", "optim", "runtime", "pretrain_vcop"},
+                "train_baseline": {"optim", "runtime", "budget.general", "train_baseline"},
+                "finetune_korean": {"optim", "runtime", "budget.korean", "budget.select_start", "finetune_korean"},
+                "downstream": {"optim", "runtime", "budget", "downstream"},
+                "multitrain": {"optim", "runtime", "budget", "multitrain"}}
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_a_training_stage_depends_on_the_params_it_reads_only(name: str) -> None:
+    """budget.korean.lr must not rerun train_baseline, nor budget.general.epochs finetune_korean; every listed key
+    exists in params.yaml (DVC would track nothing under a misspelt one)."""
+    assert set(STAGES[name]["params"]) == PHASE_PARAMS[name]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key in STAGES[name]["params"]:
+        tree = params
+        for part in key.split("."):
+            assert isinstance(tree, dict) and part in tree, f"{name}: params key {key} not in params.yaml"
+            tree = tree[part]
