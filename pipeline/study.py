@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,9 +43,11 @@ REFERENCE = "finetune_korean"
 GENERAL_KEY = "05_general_mae"  # the headline metric evaluate writes per condition (metrics/eval/<condition>.json)
 
 
-def run(fractions: list[float], split_seeds: list[int], profile: str) -> None:
-    """Each run is a workspace experiment: DVC skips stages whose deps and params did not change."""
+def run(fractions: list[float], split_seeds: list[int], profile: str, sets: Sequence[str] = ()) -> None:
+    """Each run is a workspace experiment: DVC skips stages whose deps and params did not change. `sets`: further
+    KEY=VALUE params for every run (a real data set's folders: data.korean_root=/data/...)."""
     extra = profiles.set_args(profile)  # a bad profile fails here, before the first run
+    extra += [arg for kv in sets for arg in ("-S", kv)]
     total, started = len(fractions) * len(split_seeds), time.monotonic()
     for i, (seed, fraction) in enumerate(((s, f) for s in split_seeds for f in fractions), start=1):
         name = f"study-{profile}-f{fraction:g}-s{seed}"
@@ -74,7 +77,8 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
             continue
         seen.add(run_key)
         frames.append(preds.rename(columns={"seed": "train_seed"}).assign(
-            label_frac=run_key[0], split_seed=run_key[1], **general_maes(exp_rev)))
+            label_frac=run_key[0], split_seed=run_key[1], labelled_persons=labelled_persons(exp_rev),
+            **general_maes(exp_rev)))
         data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
     if old_format:
         log.warning("skipped %d experiment(s) whose predictions.csv has no training-seed column (made before "
@@ -96,6 +100,13 @@ def general_maes(rev: str) -> dict[str, float]:
         value = json.loads(text).get(GENERAL_KEY) if text is not None else None
         maes[f"general_{condition}"] = float(value) if value is not None else float("nan")
     return maes
+
+
+def labelled_persons(rev: str) -> float:
+    """How many Korean training persons carried labels in one experiment (the budget in persons); NaN if unknown."""
+    text = aggregate.git_show(rev, "metrics/splits.json")
+    value = json.loads(text).get("korean_train_labelled", {}).get("n_persons") if text is not None else None
+    return float(value) if value is not None else float("nan")
 
 
 def error_blocks(runs: pd.DataFrame, diff: pd.Series) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -130,6 +141,10 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
             row = {"condition": condition, "label_frac": float(fraction), "n_splits": int(n_splits),
                    "n_train_seeds": int(per_run.groupby(level="split_seed").size().min()), "n_runs": int(per_run.size),
                    "mae_mean": float(per_run.mean()),
+                   "labelled_persons": float(part["labelled_persons"].mean()) if "labelled_persons" in part
+                   else None,
+                   "band_acc": float(np.mean(intervals.life_band(part[condition].to_numpy())
+                                             == intervals.label_band(*intervals.bounds(part)))),
                    "mae_std": float(per_run.std(ddof=1)) if per_run.size > 1 else None,
                    "mae_train_std": float(np.sqrt(within.mean())) if len(within) else None,
                    "mae_split_std": float(split_means.std(ddof=1)) if n_splits > 1 else None}
@@ -145,9 +160,9 @@ def summarise(runs: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95) -> list[
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [f"| condition | label fraction | splits x training seeds | Korean MAE (mean ± std over runs) | "
-             f"training-seed std | Δ vs {REFERENCE} [95% CI] | CI over | general MAE (mean) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| condition | label fraction | labelled persons | splits x training seeds | Korean MAE (mean ± std "
+             f"over runs) | training-seed std | Δ vs {REFERENCE} [95% CI] | CI over | band accuracy | general MAE "
+             "(mean) |", "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
     for r in rows:
         std = f" ± {r['mae_std']:.2f}" if r["mae_std"] is not None else ""
@@ -161,8 +176,11 @@ def markdown(rows: list[dict]) -> str:
             delta = (f"{r[f'vs_{REFERENCE}_mae_diff']:+.2f} [{r[f'vs_{REFERENCE}_ci_low']:+.2f}, "
                      f"{r[f'vs_{REFERENCE}_ci_high']:+.2f}]{mark}")
             over = r[f"vs_{REFERENCE}_ci_over"]
-        lines.append(f"| {r['condition']} | {r['label_frac']:g} | {r['n_splits']} x {r['n_train_seeds']} | "
-                     f"{r['mae_mean']:.2f}{std} | {fmt(r['mae_train_std'])} | {delta} | {over} | "
+        persons = f"{r['labelled_persons']:.0f}" if r.get("labelled_persons") == r.get("labelled_persons") and \
+            r.get("labelled_persons") is not None else "-"  # NaN: a run without metrics/splits.json
+        band = f"{r['band_acc']:.3f}" if r.get("band_acc") is not None else "-"
+        lines.append(f"| {r['condition']} | {r['label_frac']:g} | {persons} | {r['n_splits']} x {r['n_train_seeds']} "
+                     f"| {r['mae_mean']:.2f}{std} | {fmt(r['mae_train_std'])} | {delta} | {over} | {band} | "
                      f"{fmt(r.get('general_mae_mean'))} |")
     return "\n".join(lines)
 
@@ -211,11 +229,23 @@ def output_name(profile: str) -> str:
     return "study" if profile == "study" else f"study_{profile}"
 
 
-def collect(profile: str, rev: str | None, merge: bool) -> int:
-    """Summarise the finished experiments of `profile` into metrics/<name>.{json,md} and its plot; with `merge`,
+def parse_sets(sets: Sequence[str]) -> dict[str, str]:
+    """--set KEY=VALUE pairs as the params a run was given (values as text, as `dvc exp show` compares them)."""
+    pairs = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set {item!r}: expected KEY=VALUE, e.g. data.korean_root=/data/kf")
+        pairs[key] = value
+    return pairs
+
+
+def collect(profile: str, rev: str | None, merge: bool, sets: Sequence[str] = ()) -> int:
+    """Summarise the finished experiments of `profile` (run with `sets`, which only select the experiments and
+    are not recorded: they name the user's folders) into metrics/<name>.{json,md} and its plot; with `merge`,
     rows of fractions not collected here stay from the existing json."""
     overrides = profiles.overrides(profile)
-    runs, floor = collect_runs(overrides, rev)
+    runs, floor = collect_runs({**overrides, **parse_sets(sets)}, rev)
     if runs.empty:
         log.error("no finished study experiments of profile '%s'; run `python -m pipeline.study run "
                   "--profile %s` first", profile, profile)
@@ -259,12 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rev", default=None, help="collect: the experiments of this commit (default: HEAD)")
     parser.add_argument("--merge", action="store_true", help="collect: keep the rows of fractions not collected "
                         "here from the existing metrics/<name>.json (same profile, seeds and data)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a param for every run (repeatable), e.g. --set data.korean_root=/data/kf; collect "
+                        "selects the runs made with the same values")
     args = parser.parse_args(argv)
+    parse_sets(args.sets)  # a malformed pair fails before any run
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     if args.action in ("run", "all"):
-        run(args.fractions, args.split_seeds, args.profile)
+        run(args.fractions, args.split_seeds, args.profile, args.sets)
     if args.action in ("collect", "all"):
-        return collect(args.profile, args.rev, args.merge)
+        return collect(args.profile, args.rev, args.merge, args.sets)
     return 0
 
 

@@ -43,8 +43,11 @@ def test_study_rows_separate_split_seeds_from_training_seeds():
     assert rows["downstream"]["vs_finetune_korean_ci_over"] == "seeds+persons"
     table = study.markdown(list(rows.values()))
     assert "splits x training seeds" in table.splitlines()[0] and "CI over" in table.splitlines()[0]
-    assert table.splitlines()[2].startswith("| baseline | 0.5 | 2 x 2 | 1.75 ± ") and table.splitlines()[2].endswith(
-        "| 6.00 |")
+    assert table.splitlines()[2].startswith("| baseline | 0.5 | - | 2 x 2 | 1.75 ± ") and \
+        table.splitlines()[2].endswith("| 6.00 |")
+    counted = study.summarise(runs(GENERAL).assign(labelled_persons=12.0), n_boot=50)
+    assert counted[0]["labelled_persons"] == 12.0
+    assert study.markdown(counted).splitlines()[2].startswith("| baseline | 0.5 | 12 | 2 x 2 |")
 
 
 def test_one_training_seed_per_split_is_a_persons_only_ci():
