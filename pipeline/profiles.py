@@ -54,12 +54,23 @@ def overrides(name: str, params_path: Path = PARAMS_PATH) -> dict[str, Any]:
     merged = _merge(read_params(params_path), tree, str(path))
     with tempfile.TemporaryDirectory() as tmp:  # the stages' own loaders are the validators
         checked = Path(tmp) / "params.yaml"
-        checked.write_text(yaml.safe_dump(merged, sort_keys=False))
+        checked.write_text(yaml.safe_dump(with_placeholder_roots(merged, tmp), sort_keys=False))
         try:
             check_all(checked)
         except ConfigError as err:
             raise ConfigError(f"profile {path}: {str(err).replace(str(checked), 'params.yaml')}") from None
     return flatten(tree)
+
+
+def with_placeholder_roots(params: dict, folder: str) -> dict:
+    """`params` with an existing placeholder folder as each real role's data root the profile leaves empty: a
+    profile that names real sources (korean_family) is checked without the user's folders, which the user gives
+    with -S data.<role>_root=... beside it (check_params then reads them)."""
+    data = dict(params.get("data") or {})
+    for role in ("general", "korean"):
+        if data.get(role, "synthetic") != "synthetic" and not (data.get(f"{role}_root") or data.get("root")):
+            data[f"{role}_root"] = folder
+    return {**params, "data": data}
 
 
 def set_args(name: str) -> list[str]:

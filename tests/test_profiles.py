@@ -19,7 +19,7 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real"])
+@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real", "korean_family"])
 def test_shipped_profiles_are_valid_and_change_something(repo, name):
     flat = profiles.overrides(name)
     assert flat and all(isinstance(k, str) and "." in k or k == "seed" for k in flat)
@@ -53,12 +53,12 @@ def test_bad_profile_names_the_key(repo, text, match):
 
 
 def test_unknown_profile_lists_the_available_ones(repo):
-    with pytest.raises(ConfigError, match="available: default, coupling_none, full, real, study"):
+    with pytest.raises(ConfigError, match="available: default, coupling_none, full, korean_family, real, study"):
         profiles.overrides("nope")
     assert profiles.main(["nope"]) == 2
 
 
-@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real"])
+@pytest.mark.parametrize("name", ["study", "coupling_none", "full", "real", "korean_family"])
 def test_shipped_profiles_name_only_what_they_change(repo, name):
     base = profiles.flatten(yaml.safe_load((repo / "params.yaml").read_text()))
     same = {k: v for k, v in profiles.overrides(name).items() if base.get(k) == v}
