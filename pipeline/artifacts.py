@@ -129,6 +129,8 @@ def load_age_model(path: Path, needed_by: str = "this stage") -> tuple[AgeRegres
 def _vcop_from(payload: dict) -> VCOPModel:
     model = VCOPModel(build_encoder(payload["encoder"]), payload["tuple_len"], payload["head_hidden"])
     model.load_state_dict(payload["state"])
+    # what of the photograph its tuples showed (pipeline.data.photo_control): evaluate scores it on the same
+    model.photo_control = str(payload.get("photo_control", "none"))
     return model
 
 

@@ -97,16 +97,19 @@ def compare_conditions(preds: Predictions, korean: pd.DataFrame, cfg: EvalConfig
 def pretext_scores(images: np.ndarray, device: torch.device, cfg: EvalConfig, seeds: Sequence[int]) -> dict:
     """Every seed's VCOP model on the val tuples (shuffled by the split seed, as pretrain_vcop selected on them):
     top-1, top-3, Kendall's tau, their means over seeds, and chance."""
-    val_tuples = tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False)
-    perms = permutations(val_tuples.dataset.tuple_len)
-    per_seed = {}
+    per_seed, n_val = {}, 0
     for seed in seeds:
         model = artifacts.load_vcop_model(model_path("pretrain_vcop", seed), needed_by="evaluate")
+        val_tuples = tuple_loader(images, "val", cfg.batch_size, cfg.seed, device, train_mode=False,
+                                  control=model.photo_control)
+        perms, n_val = permutations(val_tuples.dataset.tuple_len), len(val_tuples.dataset)
         per_seed[str(seed)] = metrics.pretext_metrics(*metrics.vcop_logits(model, val_tuples.epoch(0), device), perms)
+        per_seed[str(seed)]["photo_control"] = model.photo_control
     first = next(iter(per_seed.values()))
     return {**{k: float(np.mean([m[k] for m in per_seed.values()])) for k in PRETEXT},
             **{k: v for k, v in first.items() if k.startswith("chance_")},
-            "n_val_tuples": len(val_tuples.dataset), "n_seeds": len(seeds), "per_seed": per_seed}
+            "photo_control": first["photo_control"], "n_val_tuples": n_val, "n_seeds": len(seeds),
+            "per_seed": per_seed}
 
 
 def tables(preds: Predictions, korean: pd.DataFrame, results: dict[str, dict], seeds: Sequence[int]) -> Tables:

@@ -20,8 +20,10 @@ def main() -> None:
     # the val tuples' shuffles follow the split seed, as evaluate draws them: every run selects on the same task
     val_seed = config.split_seed()
     loaders = Loaders(
-        train=tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers),
-        val=tuple_loader(images, "val", cfg.batch_size, val_seed, device, False, cfg.num_workers))
+        train=tuple_loader(images, "train", cfg.batch_size, cfg.seed, device, True, cfg.num_workers,
+                           cfg.photo_control),
+        val=tuple_loader(images, "val", cfg.batch_size, val_seed, device, False, cfg.num_workers,
+                         cfg.photo_control))
     tuple_len = loaders.train.dataset.tuple_len
     model = VCOPModel(build_encoder(cfg.encoder, cfg.encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
     inputs = checkpoint.input_digest(*sequence_files())
@@ -30,7 +32,7 @@ def main() -> None:
                        select="acc", maximize=True, tag=run, fingerprint_parts=(inputs, val_seed))
     artifacts.save_outputs("pretrain_vcop", cfg.seed, model, "vcop", cfg.encoder,
                            {**result.best, "chance_acc": chance_accuracy(tuple_len)}, result.history,
-                           tuple_len=tuple_len, head_hidden=cfg.head_hidden)
+                           tuple_len=tuple_len, head_hidden=cfg.head_hidden, photo_control=cfg.photo_control)
 
 
 if __name__ == "__main__":

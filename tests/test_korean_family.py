@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from pipeline import metrics, train
-from pipeline.data import intervals, manifest, sequences, splits
+from pipeline.data import intervals, manifest, photo_control, sequences, splits
 from pipeline.data.adapters import ADAPTERS
 from pipeline.data.adapters import korean_family
-from pipeline.data.loaders import _concat, photo_dataset
+from pipeline.data.loaders import TupleBatches, _concat, photo_dataset
 from pipeline.data.sources import kept_share
 
 
@@ -165,3 +165,31 @@ def test_kept_share_keeps_whole_families_per_split(tmp_path):
 def test_split_hint_follows_the_nearest_named_folder(tmp_path):
     assert korean_family.split_hint(tmp_path / "Training" / "x" / "a.jpg", tmp_path) == "train"
     assert korean_family.split_hint(tmp_path / "photos" / "a.jpg", tmp_path) == ""
+
+
+def test_photo_controls_take_the_face_or_the_print_away():
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 255, (2, 20, 20, 3), dtype=np.uint8)
+    masked = photo_control.apply(photos, "mask_face", np.arange(2))
+    assert np.array_equal(masked[:, :3], photos[:, :3])  # the border is kept
+    centre = masked[:, 5:15, 5:15].reshape(2, -1, 3)
+    assert (centre == centre[:, :1]).all()  # one colour where the face was: the photo's mean
+    assert np.abs(centre[:, 0].astype(float) - photos.reshape(2, -1, 3).mean(1)).max() <= 0.5
+    tinted = photos.copy()
+    tinted[..., 0] = np.clip(tinted[..., 0].astype(int) + 60, 0, 255)  # a scan's red cast
+    plain, cast = (photo_control.apply(p, "normalise", np.arange(2)) for p in (photos, tinted))
+    assert (plain[..., 0] == plain[..., 1]).all() and (plain[..., 1] == plain[..., 2]).all()  # grey
+    assert np.array_equal(plain, photo_control.apply(photos, "normalise", np.arange(2)))  # the same grain again
+    assert abs(float(plain.mean()) - float(cast.mean())) < 8  # equalised: the cast no longer moves the levels
+    assert photo_control.apply(photos, "none", np.arange(2)) is photos
+    with pytest.raises(ValueError, match="unknown photo control"):
+        photo_control.apply(photos, "sepia", np.arange(2))
+
+
+def test_tuple_batches_show_the_controlled_photos():
+    images = np.random.default_rng(1).integers(0, 255, (6, 20, 20, 3), dtype=np.uint8)
+    rows = np.arange(6).reshape(2, 3)
+    plain = TupleBatches(images, rows, seed=0)[[0, 1]][0]
+    masked = TupleBatches(images, rows, seed=0, control="mask_face")[[0, 1]][0]
+    assert plain.shape == masked.shape and not torch.equal(plain, masked)
+    assert torch.equal(plain[..., :3, :], masked[..., :3, :])  # (B, T, C, H, W): the top rows are border

@@ -23,34 +23,36 @@ BEFORE_RUNTIME = {"amp": True, "num_workers": 0, "checkpoint_every_s": 120.0}
 BEFORE_OPTIM = {"batch_size": 32, "lr": 0.002, "weight_decay": 0.0001, "warmup_epochs": 0.5, "grad_clip": 5.0,
                 "patience": 0, "ema_decay": 0.0, "bn_recalibration": 20, "swa_epochs": 3, "val_every": 0,
                 **BEFORE_RUNTIME}
+# keys added since, at the value that trains what was trained before (photo_control none: the photos as they are)
+IDENTITY = {"photo_control": "none"}
 BEFORE = {
     "default": {
         "general": {**BEFORE_OPTIM, "epochs": 6},
         "korean": {**BEFORE_OPTIM, "epochs": 10, "general_mix": 0.25},
         "select_start": True,
         "pretrain_vcop": {**BEFORE_OPTIM, "epochs": 5, "encoder": "efficientnet_lite0", "encoder_weights": "imagenet",
-                          "head_hidden": 512, "dropout": 0.5},
+                          "head_hidden": 512, "dropout": 0.5, **IDENTITY},
     },
     "full": {
         "general": {**BEFORE_OPTIM, "epochs": 20, "batch_size": 128},
         "korean": {**BEFORE_OPTIM, "epochs": 20, "batch_size": 128, "lr": 0.001, "general_mix": 0.25},
         "select_start": True,
         "pretrain_vcop": {**BEFORE_OPTIM, "epochs": 30, "batch_size": 64, "encoder": "efficientnet_lite0",
-                          "encoder_weights": "imagenet", "head_hidden": 512, "dropout": 0.5},
+                          "encoder_weights": "imagenet", "head_hidden": 512, "dropout": 0.5, **IDENTITY},
     },
     "real": {
         "general": {**BEFORE_OPTIM, "epochs": 5},
         "korean": {**BEFORE_OPTIM, "epochs": 10, "general_mix": 0.25},
         "select_start": True,
         "pretrain_vcop": {**BEFORE_OPTIM, "epochs": 10, "encoder": "efficientnet_lite0", "encoder_weights": "imagenet",
-                          "head_hidden": 512, "dropout": 0.5},
+                          "head_hidden": 512, "dropout": 0.5, **IDENTITY},
     },
     "tiny": {  # tests/fixtures/params.tiny.yaml: the code defaults filled what it left out
         "general": {**BEFORE_OPTIM, "epochs": 1, "bn_recalibration": 2},
         "korean": {**BEFORE_OPTIM, "epochs": 1, "lr": 0.001, "general_mix": 0.25, "bn_recalibration": 2},
         "select_start": True,
         "pretrain_vcop": {**BEFORE_OPTIM, "epochs": 1, "batch_size": 16, "lr": 0.001, "encoder": "tiny_cnn",
-                          "encoder_weights": "none", "head_hidden": 64, "dropout": 0.5},
+                          "encoder_weights": "none", "head_hidden": 64, "dropout": 0.5, **IDENTITY},
     },
 }
 

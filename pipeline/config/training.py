@@ -145,6 +145,9 @@ class VCOPConfig(TrainConfig):
     encoder_weights: str  # none | imagenet | path to a state dict: the same as train_baseline's
     head_hidden: int = 512  # the pairwise head's hidden width
     dropout: float = 0.5  # in the pairwise head
+    # what of the photograph the tuples show (pipeline.data.photo_control): none, or a control that takes the
+    # face (mask_face) or the print's colour, exposure and grain (normalise) away
+    photo_control: Literal["none", "mask_face", "normalise"] = "none"
 
     def __post_init__(self) -> None:
         super().__post_init__()

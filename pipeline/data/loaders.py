@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from pipeline import runtime
-from pipeline.data import intervals
+from pipeline.data import intervals, photo_control
 from pipeline.data.sequences import TupleDraw, no_tuples, permutations, tuple_rows
 from pipeline.layout import SEQUENCES, tuples_path
 
@@ -43,8 +43,9 @@ class TupleBatches(Dataset):
     themselves are drawn afresh each epoch."""
 
     def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int = 0,
-                 draw: Callable[[int], np.ndarray] | None = None):
+                 draw: Callable[[int], np.ndarray] | None = None, control: str = "none"):
         self.images, self.rows, self.seed, self.draw = images, rows, seed, draw  # rows: (N, T)
+        self.control = control  # pipeline.data.photo_control: what of the photograph the tuples still show
         self.tuple_len = rows.shape[1]
         self.perms = permutations(self.tuple_len)
         self.set_epoch(0)
@@ -65,7 +66,9 @@ class TupleBatches(Dataset):
         labels = self.labels[positions]
         ordered = self.rows[positions]  # (B, T) in temporal order
         shuffled = np.take_along_axis(ordered, self.perms[labels], axis=1)  # element k = ordered[perm[k]]
-        pixels = self.images[shuffled.reshape(-1)].reshape(*shuffled.shape, *self.images.shape[1:])
+        flat = shuffled.reshape(-1)
+        pixels = photo_control.apply(self.images[flat], self.control, flat)
+        pixels = pixels.reshape(*shuffled.shape, *self.images.shape[1:])
         return torch.from_numpy(pixels).permute(0, 1, 4, 2, 3), torch.from_numpy(labels)
 
 
@@ -147,21 +150,22 @@ def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> PhotoBatches:
     return PhotoBatches(images, table["cache_row"].to_numpy(np.int64), labels)
 
 
-def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int) -> TupleBatches:
-    return TupleBatches(images, tuple_rows(tuples), seed=seed)
+def tuple_dataset(images: np.ndarray, tuples: pd.DataFrame, seed: int, control: str = "none") -> TupleBatches:
+    return TupleBatches(images, tuple_rows(tuples), seed=seed, control=control)
 
 
 def resampled_tuple_dataset(images: np.ndarray, photos: pd.DataFrame, tuple_len: int, min_gap_years: float,
-                            n_per_person: int, seed: list[int]) -> TupleBatches:
+                            n_per_person: int, seed: list[int], control: str = "none") -> TupleBatches:
     """Tuples drawn afresh every epoch (set_epoch) from the persons of `photos` (build_sequences' train_photos.csv)."""
     draw = TupleDraw(photos, tuple_len, min_gap_years, n_per_person, seed)
-    return TupleBatches(images, draw(0), seed=seed[-1], draw=draw)
+    return TupleBatches(images, draw(0), seed=seed[-1], draw=draw, control=control)
 
 
 def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size: int, seed: int,
-                 device: torch.device, train_mode: bool, num_workers: int = 0) -> EpochLoader:
+                 device: torch.device, train_mode: bool, num_workers: int = 0,
+                 control: str = "none") -> EpochLoader:
     """VCOP tuple batches of build_sequences' `split`; training tuples are drawn afresh each epoch when
-    build_sequences.resample_each_epoch wrote the photos to draw from."""
+    build_sequences.resample_each_epoch wrote the photos to draw from. `control`: pipeline.data.photo_control."""
     path = tuples_path(split)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; run `dvc repro build_sequences`")
@@ -173,9 +177,9 @@ def tuple_loader(images: np.ndarray, split: Literal["train", "val"], batch_size:
         # fresh tuples each epoch from every valid tuple of the training persons (build_sequences wrote them)
         photos = read_split(SEQUENCES / "train_photos.csv")
         dataset = resampled_tuple_dataset(images, photos, draw["tuple_len"], draw["min_gap_years"],
-                                          draw["tuples_per_person"], [draw["seed"], seed])
+                                          draw["tuples_per_person"], [draw["seed"], seed], control)
     else:
-        dataset = tuple_dataset(images, tuples, seed)
+        dataset = tuple_dataset(images, tuples, seed, control)
     return make_loader(dataset, batch_size, train_mode, seed, device, num_workers)
 
 
