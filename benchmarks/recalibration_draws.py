@@ -18,7 +18,7 @@ import copy
 import numpy as np
 import torch
 
-from pipeline import artifacts, batchnorm, config, metrics, train
+from pipeline import artifacts, batchnorm, config, metrics, steps
 from pipeline.artifacts import CONDITION_STAGES
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import read_split
@@ -44,7 +44,7 @@ def draws(model: torch.nn.Module, loaders, n_batches: int, n_draws: int, images:
         torch.manual_seed(draw)  # the model's augmentation draws from the global RNG: seeded, a rerun repeats it
         probe = copy.deepcopy(model)
         source = batchnorm.batches_from(loaders.train.epoch, FIRST_EPOCH + DRAW_STRIDE * draw)
-        batchnorm.recalibrate(probe, source, train.age_step, n_batches)
+        batchnorm.recalibrate(probe, source, steps.age_step, n_batches)
         rows.append(korean_maes(probe, images, splits))
     return np.array(rows)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import train
+from pipeline import steps, train
 from pipeline.data import loaders
 from pipeline.data.cache import open_images
 from pipeline.models import AgeRegressor, VCOPModel, build_encoder
@@ -23,7 +23,7 @@ from pipeline.models import AgeRegressor, VCOPModel, build_encoder
 CPU = torch.device("cpu")
 
 
-def epoch_seconds(model: torch.nn.Module, loader: loaders.EpochLoader, step: train.Step) -> float:
+def epoch_seconds(model: torch.nn.Module, loader: loaders.EpochLoader, step: steps.Step) -> float:
     train.to_channels_last(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1.0e-4)
     warm = next(iter(loader.epoch(0)))
@@ -58,7 +58,7 @@ def main() -> None:
             continue
         torch.manual_seed(0)
         loader = loaders.make_loader(loaders.photo_dataset(images, table.iloc[:n]), args.batch_size, True, 0, CPU)
-        seconds = epoch_seconds(AgeRegressor(build_encoder(args.encoder)), loader, train.age_step)
+        seconds = epoch_seconds(AgeRegressor(build_encoder(args.encoder)), loader, steps.age_step)
         base = base or seconds / factor
         print(f"  {factor}x {n:5d} photos  {seconds:6.2f} s  {n / seconds:6.0f} photos/s  "
               f"time ratio {seconds / base:4.2f} (linear: {factor})")
@@ -71,7 +71,7 @@ def main() -> None:
         dataset = loaders.TupleBatches(images, rows)
         loader = loaders.make_loader(dataset, args.batch_size, True, 0, CPU)
         torch.manual_seed(0)
-        seconds = epoch_seconds(VCOPModel(build_encoder(args.encoder), tuple_len, 512), loader, train.vcop_step)
+        seconds = epoch_seconds(VCOPModel(build_encoder(args.encoder), tuple_len, 512), loader, steps.vcop_step)
         base = base or seconds / tuple_len * 3
         print(f"  T={tuple_len} ({math.factorial(tuple_len):3d} classes, {tuple_len * (tuple_len - 1) // 2:2d} pairs)"
               f"  {seconds:6.2f} s  {args.tuples * tuple_len / seconds:6.0f} photos/s  time ratio "

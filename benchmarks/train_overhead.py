@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pipeline import train
+from pipeline import steps, train
 from pipeline.config import TrainConfig
 from pipeline.data import loaders
 from pipeline.data.cache import open_images
@@ -60,7 +60,7 @@ def main() -> None:
     model, data = make()
     with tempfile.TemporaryDirectory() as ckpt:
         start = time.perf_counter()
-        train.fit(model, data, train.age_step, cfg, Path(ckpt), cpu)
+        train.fit(model, data, steps.age_step, cfg, Path(ckpt), cpu)
         ours = time.perf_counter() - start
     print(f"{args.encoder}, {len(table)} photos x {cfg.epochs} epochs (+ val {len(val)}), {torch.get_num_threads()} threads")
     print(f"  bare loop {bare:7.2f} s   fit() {ours:7.2f} s   overhead {100 * (ours / bare - 1):+.1f}%")

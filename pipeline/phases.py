@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import checkpoint, runtime, train
+from pipeline import checkpoint, runtime, steps, train
 from pipeline.config import BudgetConfig, TrainConfig
 from pipeline.data import loaders as L
 from pipeline.data.cache import open_images
@@ -45,7 +45,7 @@ def val_loader(images: np.ndarray, split: str, cfg: TrainConfig, device: torch.d
 
 
 def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: BudgetConfig, settings: Any,
-                   device: torch.device, step: train.Step, lr_scale: float = 1.0,
+                   device: torch.device, step: steps.Step, lr_scale: float = 1.0,
                    tuple_batch_of: int = 0, from_trained: bool = False, age_model: nn.Module | None = None
                    ) -> tuple[dict, list[dict]]:
     """Train through `phases` in order under the shared budget; the same loop for every condition.
@@ -93,6 +93,6 @@ def general_val_mae(model: nn.Module, images: np.ndarray, cfg: TrainConfig, devi
     val = val_loader(images, PHASE_SPLITS["general"][1], cfg, device)
     with runtime.forked_rng(device):  # nothing after this pass may draw differently because it was measured
         # full precision on every device (fit's val passes use AMP on CUDA): a forgetting score, not a selection
-        stats = train.run_epoch(model, val.epoch(0), train.age_step, device, use_amp=False, desc="general val")
+        stats = train.run_epoch(model, val.epoch(0), steps.age_step, device, use_amp=False, desc="general val")
     log.info("after the Korean phase: general val MAE %.3f", stats["mae"])
     return stats["mae"]

@@ -2,7 +2,7 @@
 logging, seeds, device choice, torchrun ranks, atomic file writes (JSON, CSV, torch).
 
 The whole torchrun set-up lives here (joining the process group, rank and world size, rank-0 writes); the
-training loop's DDP wrapper and cross-rank reductions are in pipeline.train."""
+training loop's DDP wrapper and cross-rank reductions are in pipeline.distributed."""
 from __future__ import annotations
 
 import errno

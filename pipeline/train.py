@@ -1,5 +1,6 @@
-"""fit(): the one training loop, one step function per task (age, VCOP, multitrain), and its torchrun side
-(the DDP wrapper and cross-rank reductions; runtime.setup() joins the process group)."""
+"""The one training loop: run_epoch() (one pass over batches with any step function) and fit() (epochs,
+checkpoints, val selection or the epoch average). Step functions are in pipeline.steps, the torchrun side
+(DDP wrapper, cross-rank reductions) in pipeline.distributed."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -19,143 +19,22 @@ from pipeline.averaging import EpochAverage, WeightAverage
 from pipeline.checkpoint import FitState
 from pipeline.config import TrainConfig
 from pipeline.data.loaders import Loaders
-from pipeline.data.sequences import permutations
-from pipeline.models.tasks import AGE_SCALE, to_normalised
+from pipeline.distributed import all_finite, ddp_wrap, sum_over_ranks
+from pipeline.steps import Batch, Step
 
 log = logging.getLogger(__name__)
-Batch = Any
-Step = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]  # batch in, (loss, stats) out
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
 
-# ---------------------------------------------------------------------------------------------------- steps
-def age_loss(pred: torch.Tensor, ages_years: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """The age loss of normalised predictions (B,). Targets (B,) are exact ages; (B, 2) are [low, high] intervals
-    (pipeline.data.intervals), for which `l1` and `smooth_l1` take the distance to the interval (0 inside) and
-    `l1_midpoint` the L1 to its midpoint. On exact ages `l1_midpoint` is `l1`."""
-    if ages_years.dim() == 2:
-        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
-        if kind == "l1_midpoint":
-            return F.l1_loss(pred, (low + high) / 2)
-        distance = F.relu(low - pred) + F.relu(pred - high)
-        if kind == "smooth_l1":
-            return F.smooth_l1_loss(distance, torch.zeros_like(distance), beta=1.0 / AGE_SCALE)
-        return distance.mean()
-    target = to_normalised(ages_years)
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(pred, target, beta=1.0 / AGE_SCALE)  # quadratic only within ±1 year
-    return F.l1_loss(pred, target)  # we report MAE, so we train on it
-
-
-def age_error(pred: torch.Tensor, ages_years: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error in years of normalised predictions: to the age, or to the interval (0 inside)."""
-    if ages_years.dim() == 2:
-        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
-        return (F.relu(low - pred) + F.relu(pred - high)).mean() * AGE_SCALE
-    return (pred - to_normalised(ages_years)).abs().mean() * AGE_SCALE
-
-
-def age_step(model: nn.Module, batch: Batch, loss_kind: str = "l1") -> tuple[torch.Tensor, dict]:
-    images, ages = batch
-    pred = model(images).float()
-    loss = age_loss(pred, ages, loss_kind)
-    return loss, {"loss": loss.detach(), "mae": age_error(pred.detach(), ages)}
-
-
-def vcop_step(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
-    tuples, labels = batch
-    logits = model(tuples).float()
-    loss = F.cross_entropy(logits, labels)
-    return loss, {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
-
-
-@dataclass
-class MultiStep:
-    """Age loss on labelled photos + weighted VCOP loss + weighted coupling loss, all in one backward."""
-
-    vcop_weight: float
-    coupling_weight: float
-    loss_kind: str = "l1"
-
-    def __call__(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
-        age_batch, tuple_batch = batch
-        loss, stats = age_step(model.age, age_batch, self.loss_kind)
-        stats = {"age_loss": stats["loss"], "mae": stats["mae"]}
-        if tuple_batch is None:  # validation: age only
-            return loss, {"loss": loss.detach(), **stats}
-        tuples, labels = tuple_batch
-        vcop_features = model.vcop.features(tuples)
-        logits = model.vcop.head(vcop_features).float()
-        vcop = F.cross_entropy(logits, labels)
-        perms = torch.as_tensor(permutations(tuples.shape[1]), device=labels.device)
-        coupling = model.coupling_loss(tuples, labels, perms, vcop_features).float()
-        total = loss + self.vcop_weight * vcop + self.coupling_weight * coupling
-        stats.update(vcop_loss=vcop.detach(), coupling_loss=coupling.detach(),
-                     acc=(logits.argmax(1) == labels).float().mean())
-        return total, {"loss": total.detach(), **stats}
-
-
-# ------------------------------------------------------------------------------------------------- the loop
 @dataclass
 class FitResult:
     best: dict[str, float]
     history: list[dict]
 
 
-# ------------------------------------------------------------------------------------------------- torchrun
-class _StepModule(nn.Module):
-    """Runs the step inside forward(), so DistributedDataParallel sees (and syncs) every parameter it uses,
-    also those reached through submodules (multitrain's model.age, model.vcop)."""
-
-    def __init__(self, model: nn.Module, step: Step):
-        super().__init__()
-        self.model, self.step = model, step
-
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.step(self.model, batch)
-
-
-def _call_module(module: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return module(batch)
-
-
-def ddp_wrap(model: nn.Module, step: Step, device: torch.device) -> tuple[nn.Module, Step]:
-    """(module, step) for the training pass: DDP-wrapped under torchrun, the model itself otherwise."""
-    if runtime.world()[1] == 1:
-        return model, step
-    from torch.nn.parallel import DistributedDataParallel
-
-    # a step need not reach every trainable parameter (a module a coupling or protocol bypasses); without this
-    # DDP would wait forever for their gradients
-    ddp = DistributedDataParallel(_StepModule(model, step), device_ids=[device] if device.type == "cuda" else None,
-                                  find_unused_parameters=True)
-    return ddp, _call_module
-
-
-def all_finite(loss: torch.Tensor) -> bool:
-    """Under torchrun every rank must agree, or a rank that stops leaves the others waiting in backward."""
-    ok = torch.isfinite(loss.detach()).float()
-    if runtime.world()[1] > 1:
-        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
-    return bool(ok.item())
-
-
-def sum_over_ranks(totals: dict[str, torch.Tensor], count: int) -> int:
-    """Epoch stats over every rank's share (in place); returns the global sample count."""
-    if runtime.world()[1] == 1:
-        return count
-    keys = sorted(totals)  # every rank ran the same step function, so the keys agree
-    device = next(iter(totals.values())).device if totals else torch.device("cpu")
-    packed = torch.stack([*(totals[k].float() for k in keys), torch.tensor(float(count), device=device)])
-    torch.distributed.all_reduce(packed)
-    totals.update(zip(keys, packed[:-1]))
-    return int(packed[-1].item())
-
-
-# ---------------------------------------------------------------------------------------------------- loop
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)

@@ -2,7 +2,7 @@
 
 One run per training seed K, from pretrain_vcop's run K (dvc.yaml's foreach passes --train-seed K)."""
 
-from pipeline import artifacts, config, layout, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, steps
 from pipeline.models import AgeRegressor
 
 # deps: models/pretrain_vcop/seed<K>/model.pt
@@ -21,7 +21,7 @@ def main() -> None:
     model = AgeRegressor(encoder)
     if cfg.protocol == "linear_probe":  # how much age do the order features carry linearly? Only the head trains
         model.freeze_encoder()
-    step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
+    step = lambda m, b: steps.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, layout.run_name("downstream", cfg.seed), PHASES[cfg.protocol],
                                              budget, cfg, device, step, cfg.lr_scale,
                                              from_trained=True)  # the VCOP encoder is trained

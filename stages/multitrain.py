@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import artifacts, config, layout, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, steps
 from pipeline.data.sequences import tuple_rows
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 
@@ -22,7 +22,7 @@ def main() -> None:
     vcop = VCOPModel(build_encoder(cfg.vcop_encoder, cfg.vcop_encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
     age = AgeRegressor(build_encoder(cfg.age_encoder, cfg.age_encoder_weights))
     model = MultiTrainModel(age, vcop, cfg.coupling, cfg.rank_margin_years)
-    step = train.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
+    step = steps.MultiStep(cfg.vcop_weight, cfg.coupling_weight, cfg.loss)
     metrics, history = phases.run_age_phases(model, layout.run_name("multitrain", cfg.seed), ["general", "korean"],
                                              budget, cfg, device, step, cfg.lr_scale,
                                              tuple_batch_of=cfg.tuple_batch_size, age_model=model.age)

@@ -1,7 +1,7 @@
 """Stage pretrain_vcop: a shared per-photo encoder + VCOP head learn the temporal order of a person's photos.
 
 One run per training seed K (dvc.yaml's foreach passes --train-seed K)."""
-from pipeline import artifacts, checkpoint, config, runtime, train
+from pipeline import artifacts, checkpoint, config, runtime, steps, train
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import Loaders, tuple_loader
 from pipeline.data.sequences import chance_accuracy
@@ -28,7 +28,7 @@ def main() -> None:
     model = VCOPModel(build_encoder(cfg.encoder, cfg.encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
     inputs = checkpoint.input_digest(*sequence_files())
     run = run_name("pretrain_vcop", cfg.seed)
-    result = train.fit(model, loaders, train.vcop_step, cfg, checkpoint.CHECKPOINTS / run, device,
+    result = train.fit(model, loaders, steps.vcop_step, cfg, checkpoint.CHECKPOINTS / run, device,
                        select="acc", maximize=True, tag=run, fingerprint_parts=(inputs, val_seed))
     artifacts.save_outputs("pretrain_vcop", cfg.seed, model, "vcop", cfg.encoder,
                            {**result.best, "chance_acc": chance_accuracy(tuple_len)}, result.history,

@@ -2,7 +2,7 @@
 
 One run per training seed: `python stages/train_baseline.py --train-seed K` (dvc.yaml's foreach passes K)."""
 
-from pipeline import artifacts, config, layout, phases, runtime, train
+from pipeline import artifacts, config, layout, phases, runtime, steps
 from pipeline.models import AgeRegressor, build_encoder
 
 # outs: models/train_baseline/seed<K>/model.pt, metrics/train/train_baseline/seed<K>.json,
@@ -14,7 +14,7 @@ def main() -> None:
     budget = config.load_section(config.BudgetConfig, "budget")
     device = runtime.setup(seed=cfg.seed, config=cfg, stage="train_baseline")
     model = AgeRegressor(build_encoder(cfg.encoder, cfg.encoder_weights))
-    step = lambda m, b: train.age_step(m, b, cfg.loss)  # noqa: E731
+    step = lambda m, b: steps.age_step(m, b, cfg.loss)  # noqa: E731
     metrics, history = phases.run_age_phases(model, layout.run_name("train_baseline", cfg.seed), ["general"],
                                              budget, cfg, device, step, cfg.lr_scale)
     artifacts.save_outputs("train_baseline", cfg.seed, model, "age", cfg.encoder, metrics, history,

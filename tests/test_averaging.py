@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import checkpoint, train
+from pipeline import checkpoint, steps, train
 from pipeline.averaging import EpochAverage, WeightAverage
 from pipeline.config import TrainConfig
 from pipeline.models import AgeRegressor, build_encoder
@@ -36,8 +36,8 @@ def test_fit_returns_the_average_not_the_last_step(tmp_path):
     images, table = toy_images()
     c = cfg(epochs=3, ema_decay=0.9)
     plain, averaged = fresh_model(), fresh_model()
-    train.fit(plain, toy_loaders(images, table, cfg(epochs=3)), train.age_step, cfg(epochs=3), tmp_path / "p", CPU)
-    result = train.fit(averaged, toy_loaders(images, table, c), train.age_step, c, tmp_path / "a", CPU)
+    train.fit(plain, toy_loaders(images, table, cfg(epochs=3)), steps.age_step, cfg(epochs=3), tmp_path / "p", CPU)
+    result = train.fit(averaged, toy_loaders(images, table, c), steps.age_step, c, tmp_path / "a", CPU)
     assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), averaged.state_dict().values()))
     saved = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     best = saved["best_model"]
@@ -72,7 +72,7 @@ def test_fit_with_swa_returns_the_average_of_its_last_epochs_with_batchnorm_reco
         trained.append({k: v.clone() for k, v in payload["model"].items()}), save(path, payload)))
     model = fresh_model()
     loaders = toy_loaders(images, table, c)
-    result = train.fit(model, loaders, train.age_step, c, tmp_path, CPU)
+    result = train.fit(model, loaders, steps.age_step, c, tmp_path, CPU)
     assert len(trained) == 4 and result.best["averaged_epochs"] == 2 and result.best["best_epoch"] == 4
     state = model.state_dict()
     for name, tensor in state.items():
@@ -83,7 +83,7 @@ def test_fit_with_swa_returns_the_average_of_its_last_epochs_with_batchnorm_reco
     stats = [n for n in state if n.endswith("running_mean")]
     assert stats and all(not torch.allclose(state[n], (trained[2][n] + trained[3][n]) / 2) for n in stats)
     # what the result reports is the returned model's val MAE
-    val = train.run_epoch(model, loaders.val.epoch(0), train.age_step, CPU, use_amp=False)
+    val = train.run_epoch(model, loaders.val.epoch(0), steps.age_step, CPU, use_amp=False)
     assert result.best["val_mae"] == pytest.approx(val["mae"], abs=1e-5)
     assert result.best["val_mae"] < result.history[0]["val_mae"]
 
@@ -113,7 +113,7 @@ def test_val_every_changes_what_is_recorded_not_the_trained_weights(tmp_path):
         c = cfg(epochs=4, swa_epochs=2, bn_recalibration=2, val_every=every)
         torch.manual_seed(0)
         model = AgeRegressor(build_encoder("tiny_cnn"), augment=True)
-        result = train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path / str(every), CPU)
+        result = train.fit(model, toy_loaders(images, table, c), steps.age_step, c, tmp_path / str(every), CPU)
         weights[every] = model.state_dict()
         scored[every] = ["val_mae" in row for row in result.history]
         assert result.best["averaged_epochs"] == 2 and "val_mae" in result.best  # the average is always scored
@@ -126,7 +126,7 @@ def test_val_every_changes_what_is_recorded_not_the_trained_weights(tmp_path):
 def test_without_the_epoch_average_every_epoch_is_scored_whatever_val_every_says(tmp_path):
     images, table = toy_images()
     c = cfg(epochs=3, val_every=0)  # swa_epochs 0: best-epoch selection reads every epoch
-    result = train.fit(fresh_model(), toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    result = train.fit(fresh_model(), toy_loaders(images, table, c), steps.age_step, c, tmp_path, CPU)
     assert all("val_mae" in row for row in result.history)
     assert result.best["val_mae"] == min(row["val_mae"] for row in result.history)
 

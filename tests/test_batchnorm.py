@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import batchnorm, train
+from pipeline import batchnorm, steps, train
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 from tests.test_train import CPU, cfg, fresh_model, toy_images, toy_loaders, toy_multitask_loaders
 
@@ -63,10 +63,10 @@ def test_fit_returns_the_recalibrated_statistics(tmp_path, n_batches):
     c = dataclasses.replace(cfg(epochs=2), bn_recalibration=n_batches)
     model = fresh_model()
     assert batchnorm.batchnorms(model), "the toy encoder must have BatchNorm for this test to mean anything"
-    train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    train.fit(model, toy_loaders(images, table, c), steps.age_step, c, tmp_path, CPU)
     before = [layer.running_mean.clone() for layer in batchnorm.batchnorms(model)]
     loaders = toy_loaders(images, table, c)
-    batchnorm.recalibrate(model, loaders.train.epoch(c.epochs - 1), train.age_step, 3)
+    batchnorm.recalibrate(model, loaders.train.epoch(c.epochs - 1), steps.age_step, 3)
     after = [layer.running_mean for layer in batchnorm.batchnorms(model)]
     same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, after))
     assert same == (n_batches == 3)
@@ -86,14 +86,14 @@ def test_a_small_training_split_is_recalibrated_over_several_of_its_epochs(tmp_p
     images, table = toy_images()
     c = dataclasses.replace(cfg(epochs=2), bn_recalibration=11, swa_epochs=1)
     model = fresh_model()
-    train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    train.fit(model, toy_loaders(images, table, c), steps.age_step, c, tmp_path, CPU)
     loaders = toy_loaders(images, table, c)
     n_per_epoch = len(loaders.train)
     assert n_per_epoch < c.bn_recalibration  # otherwise this test would not test anything
 
     def running_means_after(source, n_batches):
         probe = copy.deepcopy(model)
-        assert batchnorm.recalibrate(probe, source, train.age_step, n_batches) == n_batches
+        assert batchnorm.recalibrate(probe, source, steps.age_step, n_batches) == n_batches
         return [layer.running_mean for layer in batchnorm.batchnorms(probe)]
 
     returned = [layer.running_mean for layer in batchnorm.batchnorms(model)]
@@ -110,7 +110,7 @@ def test_multitrain_recalibrates_its_age_encoder_on_the_age_photos_alone(tmp_pat
     torch.manual_seed(0)
     model = MultiTrainModel(AgeRegressor(build_encoder("tiny_cnn"), augment=False),
                             VCOPModel(build_encoder("r21d_mini"), 3, 32), "rank")
-    step = train.MultiStep(1.0, 1.0)
+    step = steps.MultiStep(1.0, 1.0)
     train.fit(model, toy_multitask_loaders(c)[0], step, c, tmp_path, CPU)
     returned = [layer.running_mean.clone() for layer in batchnorm.batchnorms(model.age)]
 

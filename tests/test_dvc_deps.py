@@ -107,9 +107,10 @@ def test_a_run_starts_from_the_same_seeds_run_upstream_and_evaluate_reads_every_
     assert {f"models/{s}" for s in TRAINING} <= set(evaluate["deps"])  # above every seed's run: a new one counts
 
 
-# the modules only training runs need (the training loop, its checkpoints and weight average)
-TRAINING_MODULES = {Path("pipeline/phases.py"), Path("pipeline/train.py"), Path("pipeline/checkpoint.py"),
-                    Path("pipeline/averaging.py")}
+# the modules only training runs need (the training loop, its step functions, DDP side, checkpoints and weight
+# averages)
+TRAINING_MODULES = {Path("pipeline/phases.py"), Path("pipeline/train.py"), Path("pipeline/steps.py"),
+                    Path("pipeline/distributed.py"), Path("pipeline/checkpoint.py"), Path("pipeline/averaging.py")}
 
 
 @pytest.mark.parametrize("script", ["stages/evaluate.py", "pipeline/predict.py", "pipeline/study.py",

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import metrics, train
+from pipeline import metrics, steps
 from pipeline.data import intervals, manifest, photo_control, sequences, splits
 from pipeline.data.adapters import ADAPTERS
 from pipeline.data.adapters import korean_family
@@ -88,11 +88,11 @@ def test_interval_loss_is_zero_inside_and_l1_on_exact_ages():
     pred = torch.tensor([0.1, 0.2, 0.3])
     exact = torch.tensor([5.0, 20.0, 40.0])
     as_interval = torch.stack([exact, exact], 1)
-    assert torch.equal(train.age_loss(pred, exact), train.age_loss(pred, as_interval))
-    assert torch.equal(train.age_error(pred, exact), train.age_error(pred, as_interval))
+    assert torch.equal(steps.age_loss(pred, exact), steps.age_loss(pred, as_interval))
+    assert torch.equal(steps.age_error(pred, exact), steps.age_error(pred, as_interval))
     inside = torch.tensor([[0.0, 80.0]] * 3)
-    assert train.age_loss(pred, inside).item() == 0.0
-    assert train.age_loss(pred, inside, "l1_midpoint").item() > 0
+    assert steps.age_loss(pred, inside).item() == 0.0
+    assert steps.age_loss(pred, inside, "l1_midpoint").item() > 0
 
 
 def test_photo_batches_carry_intervals_and_mix_with_exact_ages():

@@ -19,7 +19,7 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline import artifacts, predict, runtime, train
+from pipeline import artifacts, predict, runtime, steps, train
 from pipeline.config import ConfigError, DataConfig
 from pipeline.data import cache_build, roots, sources, summary
 from pipeline.data.splits import EmptySplitError
@@ -243,7 +243,7 @@ def test_edited_code_retrains_instead_of_resuming_a_finished_checkpoint(tmp_path
 
     def fit() -> int:
         epochs.clear()
-        train.fit(fresh_model(), toy_loaders(images, table, c), train.age_step, c, tmp_path / "ckpt", CPU)
+        train.fit(fresh_model(), toy_loaders(images, table, c), steps.age_step, c, tmp_path / "ckpt", CPU)
         return len(epochs)
 
     assert fit() == 4  # 2 epochs of training + validation

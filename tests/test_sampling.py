@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import layout, phases, train
+from pipeline import layout, phases, steps, train
 from pipeline.data import loaders as L
 from pipeline.config import TrainConfig
 from pipeline.data import sequences
@@ -210,7 +210,7 @@ def test_the_korean_phase_scores_forgetting_of_the_age_model_it_returns(split_fi
                           korean=KoreanPhaseConfig(epochs=1, batch_size=8, lr=1e-3, general_mix=0.25))
     model, age = ConstantAge(30.0), ConstantAge(40.0)
     metrics, _ = phases.run_age_phases(model, "stage", ["general", "korean"], budget,
-                                       TrainBaselineConfig(seed=0, encoder="tiny_cnn", encoder_weights="none"), CPU, train.age_step,
+                                       TrainBaselineConfig(seed=0, encoder="tiny_cnn", encoder_weights="none"), CPU, steps.age_step,
                                        age_model=age if separate_age_model else None)
     assert trained == ["stage/general", "stage/korean"]
     assert scored == [age if separate_age_model else model]  # once, after the Korean phase, the age regressor

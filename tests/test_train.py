@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import checkpoint, train
+from pipeline import checkpoint, steps, train
 from pipeline.config import TrainConfig
 from pipeline.data import loaders
 from pipeline.data.sequences import permutations
@@ -46,7 +46,7 @@ def fresh_model(seed: int = 0) -> AgeRegressor:
 
 def test_fit_lowers_val_mae(tmp_path):
     images, table = toy_images()
-    result = train.fit(fresh_model(), toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path, CPU)
+    result = train.fit(fresh_model(), toy_loaders(images, table, cfg()), steps.age_step, cfg(), tmp_path, CPU)
     maes = [row["val_mae"] for row in result.history]
     assert result.best["val_mae"] == min(maes) and min(maes) < 0.6 * maes[0]
     saved = torch.load(tmp_path / "last.pt", weights_only=True)  # plain tensors and containers only
@@ -60,7 +60,7 @@ def test_finished_run_returns_its_best_weights_without_training(tmp_path, monkey
     save = checkpoint.save_checkpoint
     monkeypatch.setattr(checkpoint, "save_checkpoint", lambda path, payload: (writes.append(path), save(path, payload)))
     first = fresh_model()
-    result = train.fit(first, toy_loaders(images, table, c), train.age_step, c, tmp_path, CPU)
+    result = train.fit(first, toy_loaders(images, table, c), steps.age_step, c, tmp_path, CPU)
     assert len(writes) == 1  # long interval: only the finished state is written
 
     def no_training(model, batch):
@@ -91,7 +91,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_re
             val_every=val_every)
     torch.manual_seed(123)
     full = fresh_model()
-    train.fit(full, toy_loaders(images, table, c), train.age_step, c, tmp_path / "full", CPU)
+    train.fit(full, toy_loaders(images, table, c), steps.age_step, c, tmp_path / "full", CPU)
 
     calls = {"n": 0}
 
@@ -99,7 +99,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_re
         calls["n"] += 1
         if calls["n"] == die_at:
             raise Interrupt
-        return train.age_step(model, batch)
+        return steps.age_step(model, batch)
 
     torch.manual_seed(123)
     with pytest.raises(Interrupt):
@@ -108,7 +108,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_re
         assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["average"]["count"] == 1
     torch.manual_seed(999)  # the resumed process starts with other RNG state; the checkpoint restores it
     resumed = fresh_model()
-    result = train.fit(resumed, toy_loaders(images, table, c), train.age_step, c, tmp_path / "cut", CPU)
+    result = train.fit(resumed, toy_loaders(images, table, c), steps.age_step, c, tmp_path / "cut", CPU)
     assert len(result.history) == 3
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
@@ -116,9 +116,9 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, ema_decay, bn_re
 
 def test_checkpoint_from_other_params_is_not_resumed(tmp_path):
     images, table = toy_images()
-    train.fit(fresh_model(), toy_loaders(images, table, cfg(epochs=1)), train.age_step, cfg(epochs=1), tmp_path, CPU)
+    train.fit(fresh_model(), toy_loaders(images, table, cfg(epochs=1)), steps.age_step, cfg(epochs=1), tmp_path, CPU)
     other = cfg(epochs=2, lr=1.0e-3)
-    result = train.fit(fresh_model(), toy_loaders(images, table, other), train.age_step, other, tmp_path, CPU)
+    result = train.fit(fresh_model(), toy_loaders(images, table, other), steps.age_step, other, tmp_path, CPU)
     assert [row["epoch"] for row in result.history] == [1, 2]  # started afresh, not from epoch 1
 
 
@@ -128,7 +128,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     def exploding_step(model, batch):
         calls["n"] += 1
-        loss, stats = train.age_step(model, batch)
+        loss, stats = steps.age_step(model, batch)
         return (loss * float("nan") if calls["n"] > 6 else loss), stats
 
     with pytest.raises(train.NonFiniteLossError, match="last good checkpoint is kept"):
@@ -208,7 +208,7 @@ def toy_multitask_loaders(cfg: TrainConfig) -> tuple[loaders.Loaders, loaders.Lo
 def test_fit_runs_multitrain_with_paired_batches(tmp_path):
     c = cfg(epochs=1)
     model = multitrain_model("rank")
-    result = train.fit(model, toy_multitask_loaders(c)[0], train.MultiStep(1.0, 1.0), c, tmp_path, CPU)
+    result = train.fit(model, toy_multitask_loaders(c)[0], steps.MultiStep(1.0, 1.0), c, tmp_path, CPU)
     row = result.history[0]
     assert row["train_coupling_loss"] > 0 and row["train_vcop_loss"] > 0 and np.isfinite(row["val_mae"])
 
@@ -217,13 +217,13 @@ def test_fit_runs_multitrain_with_paired_batches(tmp_path):
 def shifted_step(model, batch):
     """Trains towards ages 30 years too old (val stays true): every epoch ends worse on val than a good start."""
     images, ages = batch
-    return train.age_step(model, (images, ages + 30.0 * model.training))
+    return steps.age_step(model, (images, ages + 30.0 * model.training))
 
 
 def pretrained(tmp_path) -> tuple[AgeRegressor, np.ndarray, pd.DataFrame]:
     images, table = toy_images()
     model = fresh_model()
-    train.fit(model, toy_loaders(images, table, cfg()), train.age_step, cfg(), tmp_path / "pre", CPU)
+    train.fit(model, toy_loaders(images, table, cfg()), steps.age_step, cfg(), tmp_path / "pre", CPU)
     return model, images, table
 
 
@@ -250,7 +250,7 @@ def test_select_start_changes_nothing_when_an_epoch_beats_the_start(tmp_path):
     for select_start in (False, True):
         torch.manual_seed(5)
         model = AgeRegressor(build_encoder("tiny_cnn"), augment=True)  # augmentation draws from the global RNG
-        result = train.fit(model, toy_loaders(images, table, c), train.age_step, c, tmp_path / str(select_start),
+        result = train.fit(model, toy_loaders(images, table, c), steps.age_step, c, tmp_path / str(select_start),
                            CPU, select_start=select_start)
         runs.append((model, result))
     (plain, plain_result), (selecting, result) = runs

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pipeline.config.loader import ARCHITECTURES, check, check_unused
 
-# the age loss of every age-training stage (train.age_step); on interval ages (age bands) l1 and smooth_l1 take
+# the age loss of every age-training stage (pipeline.steps.age_step); on interval ages (age bands) l1 and smooth_l1 take
 # the distance to the interval, l1_midpoint the L1 to its midpoint (on exact ages the same as l1)
 AgeLoss = Literal["l1", "smooth_l1", "l1_midpoint"]
 

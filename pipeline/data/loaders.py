@@ -140,7 +140,7 @@ def make_loader(dataset: PhotoBatches | TupleBatches, batch_size: int, train: bo
 
 def photo_dataset(images: np.ndarray, table: pd.DataFrame) -> PhotoBatches:
     """A split's photos with their labels: ages (N,), or [low, high] (N, 2) when the split carries age intervals
-    (train.age_loss reads either)."""
+    (pipeline.steps.age_loss reads either)."""
     if table.empty:
         raise ValueError("empty split: no photos to train or evaluate on")
     if intervals.has_intervals(table):
