@@ -19,7 +19,7 @@ from pipeline.data.adapters import ADAPTERS, LayoutError, aaf
 from pipeline.data.adapters.common import DROPPED
 from pipeline.data.aihub_fixture import write_tree
 from pipeline.data.manifest import validate
-from pipeline.faces import FaceLabel, FaceSettings, prepare, preprocess
+from pipeline.faces import FaceLabel, FaceSettings, prepare, preprocess, workers
 from pipeline.faces.align import apply, similarity, template_points
 from pipeline.faces.landmarks import canonical, problem
 from tests.helpers import ROOT, megaage
@@ -211,7 +211,7 @@ class Interrupted(Exception):
 def counting(monkeypatch, stop_after: int | None = None) -> list[str]:
     """Wrap prepare_many: record every photo it is asked to decode; raise after `stop_after` results (a kill)."""
     seen: list[str] = []
-    real = preprocess.prepare_many  # the original, also when an earlier wrapper is in place
+    real = workers.prepare_many  # the original, also when an earlier wrapper is in place
 
     def wrapper(paths, *args, **kwargs):
         seen.extend(paths)
@@ -253,9 +253,9 @@ def test_a_changed_face_setting_rebuilds(tree, tmp_path, monkeypatch):
 
 
 def test_progress_logs_the_rate_and_eta(monkeypatch, caplog):
-    monkeypatch.setattr(preprocess, "PROGRESS_LOG_S", 0.0)
-    progress = preprocess.Progress(total=10, desc="landmarks")
-    with caplog.at_level(logging.INFO, logger="pipeline.faces.preprocess"):
+    monkeypatch.setattr(workers, "PROGRESS_LOG_S", 0.0)
+    progress = workers.Progress(total=10, desc="landmarks")
+    with caplog.at_level(logging.INFO, logger="pipeline.faces.workers"):
         progress.update(4)
     progress.close()
     assert "landmarks: 4/10 photos (40.0 %)" in caplog.text and "photos/s, ETA " in caplog.text

@@ -46,7 +46,7 @@ class FaceDetector:
         self.batch_size = batch_size
         # MTCNN runs many tiny convolutions: on 2 shared cores one torch thread is several times faster than two
         # (OpenMP threads wait on each other when another process holds a core); parallelism comes from
-        # processes instead (preprocess.prepare_many). None keeps torch's setting.
+        # processes instead (workers.prepare_many). None keeps torch's setting.
         self.threads = threads if self.device.type == "cpu" else None
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=list(thresholds), keep_all=True,
                            select_largest=True, device=self.device)

@@ -1,4 +1,5 @@
-"""THE preprocessing from photo to model input, shared by cache building and predict: settings + prepare().
+"""THE preprocessing from photo to model input, shared by cache building and predict: prepare() under FaceSettings
+(pipeline.faces.settings); prepare_many (pipeline.faces.workers) runs it over many photos.
 
 `face: none` keeps the historical behaviour (photos are face crops: centre square, resized); `face: mtcnn`
 detects the largest face, aligns its eyes and mouth to a template and crops with a margin; `face: landmarks` aligns
@@ -8,96 +9,23 @@ since a new photo has no label).
 """
 from __future__ import annotations
 
-import logging
-import time
-from collections import deque
-from dataclasses import asdict, dataclass, fields, replace
-from multiprocessing import get_context
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
-from tqdm import tqdm
 
-from pipeline.config.faces import FACE_MODES, check_face_limits
-from pipeline.faces.align import TEMPLATES, align
+from pipeline.faces.align import align
 from pipeline.faces import landmarks as L
 from pipeline.faces.detect import Face, FaceDetector
 from pipeline.faces.photo import REASONS, PhotoError, open_photo
-from pipeline.runtime import available_cores
+from pipeline.faces.settings import FaceSettings
 
-log = logging.getLogger(__name__)
 # why a photo is not a training photo (data/cache/dropped.csv): the detector found no face, the label's points and
 # box are both unusable (face: landmarks), or the file itself is unusable
 DROP_REASONS = ("no_face", "bad_landmarks", *REASONS)
-PROGRESS_LOG_S = 30.0  # a progress line (done, rate, ETA) this often: the bar is hidden outside a terminal
 Source = str | Path | np.ndarray  # a photo file, or an upright (H, W, 3) uint8 RGB array
-
-
-@dataclass(frozen=True, kw_only=True)
-class FaceSettings:
-    """How a photo becomes a (image_size, image_size, 3) model input; recorded in every model file."""
-
-    face: str = "none"  # none: the photo is already a face crop; mtcnn: detect + align; landmarks: label + align
-    image_size: int = 48
-    margin: float = 0.25  # context around the template's face: 0.25 keeps forehead and chin
-    template: str = "arcface"
-    min_face_size: int = 20  # px in the detector's copy (long side <= max_side)
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN's three stages (its defaults)
-    max_side: int = 400  # the detector sees the photo shrunk to this long side
-
-    def __post_init__(self) -> None:
-        if self.face not in FACE_MODES:
-            raise ValueError(f"face must be one of {FACE_MODES}, got '{self.face}'")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"face template must be one of {sorted(TEMPLATES)}, got '{self.template}'")
-        if self.image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
-        if len(self.thresholds) != 3 or not all(0.0 < t < 1.0 for t in self.thresholds):
-            raise ValueError(f"thresholds must be 3 probabilities in (0, 1), got {self.thresholds}")
-        check_face_limits(self.margin, self.min_face_size, self.max_side)  # the same limits as params.yaml's
-        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
-
-    def to_dict(self) -> dict:
-        """Plain JSON/YAML types (a list for thresholds), for a model file or metadata."""
-        data = asdict(self)
-        data["thresholds"] = list(self.thresholds)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FaceSettings:
-        """Inverse of to_dict(); an unknown key raises (a typo must not fall back to a default)."""
-        allowed = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - allowed):
-            raise ValueError(f"unknown face setting(s) {unknown}; allowed: {sorted(allowed)}")
-        values = dict(data)
-        if "thresholds" in values:
-            values["thresholds"] = tuple(values["thresholds"])
-        return cls(**values)
-
-    def for_new_photos(self) -> FaceSettings:
-        """What a photo without a label goes through: `landmarks` becomes `mtcnn`, onto the same template, margin
-        and size (predict; the crops match, tests/test_faces.py checks it)."""
-        return replace(self, face="mtcnn") if self.face == "landmarks" else self
-
-    def detector(self, device: str | torch.device | None = None) -> FaceDetector | None:
-        """The detector these settings use (None for face: none and landmarks)."""
-        if self.face != "mtcnn":
-            return None
-        return FaceDetector(min_face_size=self.min_face_size, thresholds=self.thresholds, max_side=self.max_side,
-                            device=device)
-
-    @property
-    def draft_side(self) -> int | None:
-        """Smallest side a JPEG may be decoded at (1/2..1/8 draft scale): enough for the detector and the crop.
-        None (full size) for landmarks: a label's points are in the stored photo's pixels."""
-        if self.face == "none":
-            return self.image_size * 2  # as the cache has always decoded crops (same bytes as before pipeline.faces)
-        if self.face == "landmarks":
-            return None
-        return max(2 * self.max_side, 4 * self.image_size)
 
 
 @dataclass(frozen=True)
@@ -119,7 +47,8 @@ class PreparedFace:
 
 
 def center_crop(photo: Image.Image, size: int) -> np.ndarray:
-    """The centre square resized to size x size: exactly what the cache's historical load_rgb produced."""
+    """The centre square resized to size x size: the bytes the cache held before pipeline.faces (its decoder is
+    gone; tests/test_faces.py pins the digest of its output)."""
     width, height = photo.size
     side = min(width, height)
     box = ((width - side) // 2, (height - side) // 2, (width - side) // 2 + side, (height - side) // 2 + side)
@@ -229,86 +158,3 @@ def _worker_detector(settings: FaceSettings) -> FaceDetector:
     if settings not in _DETECTORS:
         _DETECTORS[settings] = settings.detector()
     return _DETECTORS[settings]
-
-
-def _init_worker(threads: int) -> None:
-    # a forked child must not reuse the parent's OpenMP pool; available_cores() // workers threads each keep the
-    # processes from oversubscribing the cores
-    torch.set_num_threads(threads)
-
-
-def _prepare_chunk(job: tuple[list[Source], FaceSettings, list | None]) -> list[PreparedFace | PhotoError]:
-    sources, settings, labels = job
-    return prepare_batch(sources, settings, labels=labels)
-
-
-class Progress:
-    """A tqdm bar (hidden outside a terminal) plus a log line every PROGRESS_LOG_S: done, rate and ETA, so a
-    long build run by `dvc repro` into a log file still says how far it is."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.done = total, desc, 0
-        self.bar = tqdm(total=total, desc=desc, unit="photo", disable=None)
-        self.start = self.last_log = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.bar.update(n)
-        self.done += n
-        now = time.monotonic()
-        if now - self.last_log >= PROGRESS_LOG_S and self.done < self.total:
-            self.last_log = now
-            rate = self.done / (now - self.start)
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            log.info("%s: %d/%d photos (%.1f %%), %.1f photos/s, ETA %s", self.desc, self.done, self.total,
-                     100 * self.done / self.total, rate, _duration(eta))
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _duration(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "unknown"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def prepare_many(sources: Sequence[Source], settings: FaceSettings, workers: int = 2, chunk_size: int = 16,
-                 device: str | None = None, desc: str = "faces",
-                 labels: Sequence[L.FaceLabel | None] | None = None) -> Iterable[PreparedFace | PhotoError]:
-    """prepare() for many photos, in input order, with a progress bar and ETA; errors are yielded, not raised.
-
-    On the CPU, `workers` processes (available_cores() // workers torch threads each) share the photos in chunks,
-    at most 2 chunks per worker in flight, so memory stays bounded however many photos there are; with workers <= 1
-    or a CUDA device, one process detects in batches of equal-size photos. labels: as for prepare_faces (landmarks).
-    """
-    chunks = [(i, min(i + chunk_size, len(sources))) for i in range(0, len(sources), chunk_size)]
-    part = (lambda seq, a, b: None if seq is None else list(seq[a:b]))
-    progress = Progress(len(sources), desc)
-    use_cuda = settings.face == "mtcnn" and (device == "cuda" or (device is None and torch.cuda.is_available()))
-    try:
-        if workers <= 1 or use_cuda or len(chunks) <= 1:
-            detector = settings.detector(device)
-            for a, b in chunks:
-                results = prepare_batch(list(sources[a:b]), settings, detector, part(labels, a, b))
-                progress.update(b - a)
-                yield from results
-            return
-        threads = max(1, available_cores() // workers)
-        with get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
-            pending: deque = deque()
-            todo = iter(chunks)
-            for a, b in todo:  # ordered results with a bounded queue (Pool.imap submits every chunk at once)
-                pending.append(pool.apply_async(_prepare_chunk, ((list(sources[a:b]), settings, part(labels, a, b)),)))
-                if len(pending) < 2 * workers:
-                    continue
-                results = pending.popleft().get()
-                progress.update(len(results))
-                yield from results
-            while pending:
-                results = pending.popleft().get()
-                progress.update(len(results))
-                yield from results
-    finally:
-        progress.close()
