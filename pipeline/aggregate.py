@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline import runtime
+from pipeline import layout, runtime
 from pipeline.config import flatten, read_params
 from pipeline.artifacts import CONDITION_STAGES
 
 log = logging.getLogger("pipeline.aggregate")
 METRICS = ("mae", "cs5", "bias")
-PREDICTIONS = "metrics/eval/predictions.csv"  # per-photo Korean-test predictions of every training seed
+PREDICTIONS = layout.PREDICTIONS.as_posix()  # a path inside a commit too (git show <rev>:<path>)
 
 
 def value_of(row: dict, over: str):
@@ -125,7 +125,7 @@ def collect(over: str = "seed", rev: str | None = None) -> pd.DataFrame:
     for exp, (value,) in runs(exps, params, (over,)):
         rev = exp["rev"]
         for condition in CONDITION_STAGES:
-            result = _git_json(rev, f"metrics/eval/details/{condition}.json")
+            result = _git_json(rev, layout.eval_details_path(condition).as_posix())
             if result is None:  # failed or still queued
                 continue
             if "seed_std" not in result:  # written before per-seed training: not a seed mean
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file (default: metrics/<last part of --over>s.md, e.g. metrics/seeds.md)")
     args = parser.parse_args(argv)
-    out = args.out or Path("metrics") / f"{args.over.split('.')[-1]}s.md"
+    out = args.out or layout.METRICS / f"{args.over.split('.')[-1]}s.md"
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
     rows = collect(args.over, args.rev)
     if rows.empty:

@@ -19,7 +19,6 @@ from pipeline import runtime
 from pipeline.config import TrainConfig
 
 log = logging.getLogger(__name__)
-CHECKPOINTS = Path(".checkpoints")  # outside DVC's outs, so a rerun of an interrupted stage can resume
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pipeline import checkpoint, runtime, steps, train
 from pipeline.config import BudgetConfig, TrainConfig
 from pipeline.data import loaders as L
 from pipeline.data.cache import open_images
-from pipeline.layout import CACHE, PHASE_SPLITS, sequence_files, split_path
+from pipeline.layout import CACHE, CHECKPOINTS, PHASE_SPLITS, sequence_files, split_path
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def run_age_phases(model: nn.Module, stage: str, phases: list[Phase], budget: Bu
                  len(loaders.val))
         mixed = (split_path(PHASE_SPLITS["general"][0]),) if general_mix else ()
         digest = checkpoint.input_digest(*(split_path(s) for s in PHASE_SPLITS[phase]), *mixed, *sequence_files())
-        result = train.fit(model, loaders, step, cfg, checkpoint.CHECKPOINTS / stage / phase, device, select="mae",
+        result = train.fit(model, loaders, step, cfg, CHECKPOINTS / stage / phase, device, select="mae",
                            tag=f"{stage}/{phase}",
                            fingerprint_parts=(digest, asdict(settings), lr_scale, tuple_batch_of,
                                               *((general_mix,) if general_mix else ())),

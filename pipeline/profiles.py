@@ -18,9 +18,10 @@ import yaml
 
 import pipeline.data.sources  # noqa: F401  (registers the source names check_all checks)
 import pipeline.models  # noqa: F401  (registers the encoder names)
+from pipeline import layout
 from pipeline.config import PARAMS_PATH, ConfigError, check_all, flatten, read_params
 
-PROFILES_DIR = Path("profiles")
+PROFILES_DIR = layout.PROFILES
 DEFAULT = "default"  # params.yaml as it is
 
 

@@ -1,11 +1,9 @@
 """Stage build_sequences: VCOP tuples from Korean *training* persons (val tuples from val persons)."""
-from pathlib import Path
-
-from pipeline import config, runtime
+from pipeline import config, layout, runtime
 from pipeline.data import loaders, sequences
 
-TRAIN, VAL = Path("data/splits/korean_train.csv"), Path("data/splits/korean_val.csv")
-OUT, SUMMARY = Path("data/sequences"), Path("metrics/sequences.json")
+TRAIN, VAL = layout.split_path("korean_train"), layout.split_path("korean_val")
+OUT, SUMMARY = layout.SEQUENCES, layout.SEQUENCES_SUMMARY
 # what a per-epoch draw needs (date orders, when given; age intervals order band labels)
 PHOTO_COLUMNS = ["person_id", "cache_row", "age", "date", "age_low", "age_high"]
 
@@ -19,7 +17,7 @@ def main() -> None:
                                                 cfg.tuples_per_person, cfg.seed)
         if tuples.empty:
             raise sequences.no_tuples(f"for {split} from {source}", cfg.tuple_len, cfg.min_gap_years)
-        runtime.write_csv(OUT / f"{split}.csv", tuples)
+        runtime.write_csv(layout.tuples_path(split), tuples)
         summary.update({f"{split}_{k}": v for k, v in counts.items()})
         if split == "train" and cfg.resample_each_epoch:  # the loader draws each epoch's tuples from these photos
             photos = loaders.read_split(source)

@@ -7,13 +7,11 @@ multitrain would already have cost the user its model and metrics. This stage ru
 ages) and a leave-one-out test person missing from the Korean data. Its output, data/inputs.json, changes only
 when a data root's files do, so a passing check reruns nothing else.
 """
-from pathlib import Path
-
 import pipeline.models  # noqa: F401  (registers encoder names and the encoder_weights check: files must exist)
-from pipeline import config, runtime
+from pipeline import config, layout, runtime
 from pipeline.data import roots, sources, splits  # sources registers source names: `data.korean: CSV` fails here
 
-INPUTS = Path("data/inputs.json")
+INPUTS = layout.INPUTS
 
 
 def main() -> None:

@@ -1,15 +1,13 @@
 """Stage evaluate: every condition's final model of every training seed on the Korean and general test splits;
 seed means, paired CIs over (seed, person); report."""
-from pathlib import Path
-
-from pipeline import comparison, config, report, runtime
+from pipeline import comparison, config, layout, report, runtime
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import read_split
 from pipeline.layout import CACHE
 
-TESTS = {"korean": Path("data/splits/korean_test.csv"), "general": Path("data/splits/general_test.csv")}
-DATA_SUMMARY, HISTORIES = Path("metrics/data.json"), Path("metrics/history")
-OUT, PLOTS, REPORT = Path("metrics/eval"), Path("metrics/plots"), Path("metrics/report.md")
+TESTS = {"korean": layout.split_path("korean_test"), "general": layout.split_path("general_test")}
+DATA_SUMMARY, HISTORIES = layout.DATA_SUMMARY, layout.HISTORY
+OUT, PLOTS, REPORT = layout.EVAL, layout.PLOTS, layout.REPORT
 
 
 def main() -> None:

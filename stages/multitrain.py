@@ -1,15 +1,13 @@
 """Stage multitrain (condition 4): VCOP and age encoders of different architectures trained at once, coupled.
 
 One run per training seed K (dvc.yaml's foreach passes --train-seed K)."""
-from pathlib import Path
-
 import pandas as pd
 
 from pipeline import artifacts, config, layout, phases, runtime, steps
 from pipeline.data.sequences import tuple_rows
 from pipeline.models import AgeRegressor, MultiTrainModel, VCOPModel, build_encoder
 
-TUPLES = Path("data/sequences/train.csv")
+TUPLES = layout.tuples_path("train")
 # outs: models/multitrain/seed<K>/model.pt, metrics/train/multitrain/seed<K>.json,
 #       metrics/history/multitrain/seed<K>.csv
 

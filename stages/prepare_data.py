@@ -5,12 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config, runtime
+from pipeline import config, layout, runtime
 from pipeline.data import cache, cache_build, sources, summary
-from pipeline.data.cache_resume import RESUME_DIR
 
-MANIFEST, CACHE = Path("data/manifest.csv"), Path("data/cache")
-SUMMARY, SHEET = Path("metrics/data.json"), Path("metrics/plots/contact_sheet.png")
+MANIFEST, CACHE, SUMMARY, SHEET = layout.MANIFEST, layout.CACHE, layout.DATA_SUMMARY, layout.CONTACT_SHEET
 
 
 def main() -> None:
@@ -22,8 +20,8 @@ def main() -> None:
     meta = cache_build.build_cache(table, Path("."), CACHE, cache_build.face_settings(cfg),
                                    workers=cfg.workers or None,
                                    crops=sources.rendered_crops(cfg, table).to_numpy(), dropped=left_out,
-                                   resume_dir=RESUME_DIR)
-    summary.contact_sheet(pd.read_csv(CACHE / "index.csv", dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
+                                   resume_dir=layout.CACHE_RESUME)
+    summary.contact_sheet(pd.read_csv(layout.CACHE_INDEX, dtype={"person_id": str}), cache.open_images(CACHE), SHEET)
     runtime.write_json(SUMMARY, summary.data_summary(table, info, meta))
 
 

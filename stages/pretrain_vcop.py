@@ -5,7 +5,7 @@ from pipeline import artifacts, checkpoint, config, runtime, steps, train
 from pipeline.data.cache import open_images
 from pipeline.data.loaders import Loaders, tuple_loader
 from pipeline.data.sequences import chance_accuracy
-from pipeline.layout import CACHE, run_name, sequence_files
+from pipeline.layout import CACHE, CHECKPOINTS, run_name, sequence_files
 from pipeline.models import VCOPModel, build_encoder
 
 # deps: data/cache, data/sequences
@@ -28,7 +28,7 @@ def main() -> None:
     model = VCOPModel(build_encoder(cfg.encoder, cfg.encoder_weights), tuple_len, cfg.head_hidden, cfg.dropout)
     inputs = checkpoint.input_digest(*sequence_files())
     run = run_name("pretrain_vcop", cfg.seed)
-    result = train.fit(model, loaders, steps.vcop_step, cfg, checkpoint.CHECKPOINTS / run, device,
+    result = train.fit(model, loaders, steps.vcop_step, cfg, CHECKPOINTS / run, device,
                        select="acc", maximize=True, tag=run, fingerprint_parts=(inputs, val_seed))
     artifacts.save_outputs("pretrain_vcop", cfg.seed, model, "vcop", cfg.encoder,
                            {**result.best, "chance_acc": chance_accuracy(tuple_len)}, result.history,

@@ -1,12 +1,10 @@
 """Stage split_korean: identity-disjoint train/val/test of both domains, and the Korean label budget."""
-from pathlib import Path
-
 import pandas as pd
 
-from pipeline import config, runtime
+from pipeline import config, layout, runtime
 from pipeline.data import manifest, splits
 
-INDEX, SPLITS, SUMMARY = Path("data/cache/index.csv"), Path("data/splits"), Path("metrics/splits.json")
+INDEX, SPLITS, SUMMARY = layout.CACHE_INDEX, layout.SPLITS, layout.SPLITS_SUMMARY
 
 
 def main() -> None:
@@ -29,9 +27,9 @@ def main() -> None:
     splits.check_evaluable(korean, leave_one_out=bool(cfg.korean_test_person))
     for name, part in (("general", general), ("korean", korean)):
         for split in ("train", "val", "test"):
-            runtime.write_csv(SPLITS / f"{name}_{split}.csv", part[part["split"] == split])
+            runtime.write_csv(layout.split_path(f"{name}_{split}"), part[part["split"] == split])
     labelled = splits.labelled_subset(korean[korean["split"] == "train"], cfg.label_frac, cfg.seed)
-    runtime.write_csv(SPLITS / "korean_train_labelled.csv", labelled)
+    runtime.write_csv(layout.split_path("korean_train_labelled"), labelled)
     summary = splits.summarise(pd.concat([general, korean]))
     summary["korean_train_labelled"] = {"n_persons": int(labelled["person_id"].nunique()), "n_photos": len(labelled)}
     runtime.write_json(SUMMARY, summary)

@@ -97,7 +97,7 @@ def build_cache(manifest: pd.DataFrame, root: Path | None, out_dir: Path,
     processes (None: every core). Writes images.npy, index.csv (the kept manifest rows, row i is image i, plus
     FACE_COLUMNS when a face was placed), dropped.csv (path, reason, error) and meta.json,
     each through a temp file so an interrupted build never leaves a valid-looking half cache; the work done so far
-    stays in `resume_dir` (default: .<out_dir name>.partial beside it; prepare_data uses RESUME_DIR) and a rerun
+    stays in `resume_dir` (default: .<out_dir name>.partial beside it; prepare_data: layout.CACHE_RESUME) and a rerun
     on the same photos and settings continues from it.
     """
     n = len(manifest)

@@ -18,7 +18,6 @@ from typing import Iterator, Sequence
 import numpy as np
 
 log = logging.getLogger(__name__)
-RESUME_DIR = Path(".checkpoints/prepare_data")
 IMAGES, JOURNAL, KEY = "images.npy", "rows.jsonl", "key.txt"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import layout
 from pipeline.config import REGISTRIES, DataConfig
 from pipeline.data import floor, paths, splits, synthetic_photos
 from pipeline.data.adapters import ADAPTERS, LANDMARK_SOURCES
@@ -16,7 +17,7 @@ from pipeline.data.manifest import validate
 from pipeline.data.synthetic import plan_persons
 
 log = logging.getLogger(__name__)
-SYNTHETIC_DIR = Path("data/raw/synthetic")
+SYNTHETIC_DIR = layout.SYNTHETIC_RAW
 SOURCES = ("synthetic", *ADAPTERS)
 REGISTRIES["source"] = lambda: list(SOURCES)  # data.general / data.korean are checked when they load
 REGISTRIES["landmark_source"] = lambda: list(LANDMARK_SOURCES)  # data.<role>_face: landmarks needs one
