@@ -1,6 +1,6 @@
 """prepare_data's cache build on an AIHub-layout tree at the real resolution: landmarks vs MTCNN, and resume.
 
-Writes a tree with pipeline.data.aihub_fixture (~1,000 px PNGs, every quirk), then builds the Korean cache from it
+Writes a tree with tests/aihub_fixture.py (~1,000 px PNGs, every quirk), then builds the Korean cache from it
 three ways, each in a fresh process (peak memory: the largest process's RSS, and the sum of the build's
 processes' PSS, which counts pages shared after fork once, sampled every 0.5 s; the photos/s use the
 build's own time, without the ~2-120 s torch import that a loaded shared disk adds):
@@ -104,7 +104,8 @@ def main() -> None:
         mode, tree, out, workers = args.child
         child(Path(tree), Path(out), mode, int(workers))
         return
-    from pipeline.data.aihub_fixture import write_tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test fixture is not part of the package
+    from tests.aihub_fixture import write_tree
 
     tree = args.out / "tree"
     if not tree.exists():

@@ -17,7 +17,7 @@ from pipeline import artifacts, config, phases, runtime
 from pipeline.data import cache_build, sources, splits
 from pipeline.data.adapters import ADAPTERS, LayoutError, aaf
 from pipeline.data.adapters.common import DROPPED
-from pipeline.data.aihub_fixture import write_tree
+from tests.aihub_fixture import write_tree
 from pipeline.data.manifest import validate
 from pipeline.faces import FaceLabel, FaceSettings, prepare, preprocess, workers
 from pipeline.faces.align import apply, similarity, template_points

@@ -293,11 +293,11 @@ def test_repro_on_real_layout_fixtures(tmp_path):
 
 @pytest.mark.slow
 def test_exp_run_on_an_aihub_tree_with_megaage_crops_as_the_general_role(tmp_path):
-    """AIHub's face-aging layout (every quirk of pipeline.data.aihub_fixture) as the Korean role, aligned from its
+    """AIHub's face-aging layout (every quirk of tests/aihub_fixture.py) as the Korean role, aligned from its
     labels' landmarks, and MegaAge-Asian's crops as the general role, through `dvc exp run` with per-role face
     settings: each quirk is a named outcome, each role keeps its own face mode, and the model files record it."""
     pytest.importorskip("skimage.data")
-    from pipeline.data.aihub_fixture import write_tree
+    from tests.aihub_fixture import write_tree
     tree = write_tree(tmp_path / "AIHub", n_train=10, n_val=6, photos_per_person=5, side=400)
     general = megaage(tmp_path / "megaage", n_train=48, n_test=16)
     work = make_project(tmp_path / "project")

@@ -2,13 +2,14 @@
 benchmarks: real faces (skimage's public-domain astronaut, pasted turned and scaled) with the labels' box and 5
 landmarks written from where the face was drawn.
 
-    python -m pipeline.data.aihub_fixture OUT [--train 8] [--val 3] [--photos 5] [--side 1000] [--seed 0]
+    python -m tests.aihub_fixture OUT [--train 8] [--val 3] [--photos 5] [--side 1000] [--seed 0]
 
 Quirks (with quirks=True), each on its own photo: every label starts with a UTF-8 byte-order mark; a device code
 whose case differs between photo and label; labels whose `filename` field ends in `.png`; a label without a photo
 (no_photo); a photo without a label (no_label); malformed JSON (bad_label); age_past above age_now and a file name
 whose age disagrees with its label (age_mismatch); landmarks outside the photo with a usable box (placed from the
-box) and with the box outside too (bad_landmarks). Needs scikit-image (the project's `test` extra).
+box) and with the box outside too (bad_landmarks). Needs scikit-image (the project's `test` extra), so it lives
+with the tests, not in the library.
 """
 from __future__ import annotations
 
