@@ -5,8 +5,8 @@ or between two finished default runs.
                                           [--fraction 1.0] [--rev <commit>]
     python benchmarks/coupling_control.py --runs TREATED CONTROL [--condition multitrain]
 
-The first form runs after both profiles' study experiments exist (README: Label-budget study) and reads them as
-`pipeline.study collect` does. With --runs, TREATED and CONTROL are finished `dvc repro` runs of one split and
+The first form runs after both profiles' study experiments exist (`python -m pipeline.study run`; docs/results.md
+"Label budgets") and reads them as `pipeline.study collect` does; docs/results.md "Coupling control" holds the result. With --runs, TREATED and CONTROL are finished `dvc repro` runs of one split and
 data, each a project folder or `git:<rev>` (that commit's run): e.g. the committed run against a scratch clone
 that ran with `multitrain.coupling: none`. Prints each run's MAE (split seed, training seed) and the paired Δ
 (treated - control) with a 95% CI that resamples (training seed, person) clusters within each split.

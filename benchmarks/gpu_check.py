@@ -4,7 +4,7 @@ training throughput (the loop's own `samples/s` log lines) and peak GPU memory (
     python benchmarks/gpu_check.py --profile smoke --out results/          # tests/fixtures/params.tiny.yaml
     python benchmarks/gpu_check.py --profile full --epochs 3 --out results/ # profiles/full.yaml, epochs capped
     python benchmarks/gpu_check.py --profile full --epochs 2 --stages prepare_data,split_korean,train_baseline \
-        --set budget.general.amp=false --out results/                        # AMP off, for the on/off ratio
+        --set runtime.amp=false --out results/                               # AMP off, for the on/off ratio
 
 It runs the stage scripts directly (`python stages/<name>.py`, a training stage once per train_seeds entry with
 `--train-seed K` as dvc.yaml's foreach does, in the order of dvc.yaml, which is a topological order) in a fresh

@@ -41,8 +41,7 @@ def main() -> None:
     jumps = largest_jumps(paths)
     if not jumps:
         sys.exit("no per-epoch val MAE in these histories: the default scores no single epoch (val_every 0). The "
-                 "weights do not depend on it, so rerun with `dvc exp run -S budget.general.val_every=1 "
-                 "-S budget.korean.val_every=1` for the curves")
+                 "weights do not depend on it, so rerun with `dvc exp run -S optim.val_every=1` for the curves")
     for tag, values in sorted(jumps.items()):
         print(f"{tag:28s} largest jump {max(values):6.2f} years   per file {[round(v, 2) for v in values]}")
 

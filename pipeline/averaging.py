@@ -1,5 +1,6 @@
-"""An exponential moving average of a model's weights (and BatchNorm statistics): what validation scores and
-selection keeps, so one noisy step at a high learning rate cannot decide which model a phase returns."""
+"""A phase's two weight averages: the EMA (WeightAverage, `ema_decay`), what validation scores and selection keeps,
+so one noisy step at a high learning rate cannot decide which model a phase returns; and the epoch average
+(EpochAverage, `swa_epochs`), what a phase returns instead of its best epoch."""
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,9 @@ from torch import nn
 class WeightAverage:
     """`module` holds the average of `model`'s weights; update() after every optimizer step.
 
-    The decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates (as timm's ModelEmaV3 warm-up does), so a
-    freshly initialised head is forgotten within tens of steps instead of dominating the first epochs. BatchNorm's
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's ExponentialMovingAverage with
+    num_updates; timm's ModelEmaV3 warm-up ramps as 1 - (1 + n / gamma) ** -power instead), so a freshly initialised
+    head is forgotten within tens of steps instead of dominating the first epochs. BatchNorm's
     running statistics are averaged like weights; integer buffers (num_batches_tracked) are copied.
     """
 
@@ -46,9 +48,10 @@ class WeightAverage:
 
 
 class EpochAverage:
-    """The uniform average of a model's weights at the end of each of a phase's last `epochs` epochs (stochastic
-    weight averaging, Izmailov et al. 2018, over the cosine schedule's tail): what the phase returns instead of its
-    best epoch, so which late epoch happened to score best on a small val split no longer decides the model.
+    """The epoch average: the uniform average of a model's weights at the end of each of a phase's last `epochs`
+    epochs (params key `swa_epochs`, after stochastic weight averaging, Izmailov et al. 2018, here over the cosine
+    schedule's last epochs): what the phase returns instead of its best epoch, so which late epoch happened to score
+    best on a small val split no longer decides the model.
 
     Integer buffers (num_batches_tracked) are copied. BatchNorm statistics are averaged like weights, but they do
     not belong to the averaged weights: fit() recomputes them (pipeline.batchnorm) before scoring the average.
@@ -63,7 +66,7 @@ class EpochAverage:
 
     @torch.no_grad()
     def add(self, model: nn.Module, epoch: int) -> bool:
-        """Fold in `model`'s weights after 0-based `epoch`; False (nothing done) before the averaged tail."""
+        """Fold in `model`'s weights after 0-based `epoch`; False (nothing done) before the averaged epochs."""
         if epoch < self.first_epoch:
             return False
         self.count += 1

@@ -182,21 +182,21 @@ def _recalibrate(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfi
                           n_batches)
 
 
-def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, start_weights: dict | None,
+def _averaged_result(model: nn.Module, epoch_average: EpochAverage, state: FitState, start_weights: dict | None,
                      loaders: Loaders, step: Step, cfg: TrainConfig, device: torch.device, use_amp: bool,
                      select: str, sign: float, tag: str) -> FitResult:
     """cfg.swa_epochs > 0: `model` takes the epoch average, its BatchNorm statistics recomputed over one whole
     pass of the last epoch's training batches, and at least cfg.bn_recalibration of them (the averaged weights
     never ran with any statistics of their own), scored on val. A fine-tuning phase whose starting weights
     (`state.start`) score at least as well keeps those instead (best_epoch 0, as without averaging)."""
-    model.load_state_dict(average.weights)
+    model.load_state_dict(epoch_average.weights)
     with runtime.forked_rng(device):  # as every val pass: what was measured must not change later draws
         _recalibrate(model, loaders, step, cfg, device, use_amp, cfg.epochs - 1,
                      n_batches=max(len(loaders.train), cfg.bn_recalibration))
         val_stats = run_epoch(model, loaders.val.epoch(0), step, device, use_amp, desc=f"{tag} average val")
-    log.info("%s average of epochs %d-%d  val %s", tag, average.first_epoch + 1, cfg.epochs, val_stats)
+    log.info("%s average of epochs %d-%d  val %s", tag, epoch_average.first_epoch + 1, cfg.epochs, val_stats)
     result = {f"val_{k}": v for k, v in val_stats.items()}
-    result.update(best_epoch=cfg.epochs, averaged_epochs=average.count)
+    result.update(best_epoch=cfg.epochs, averaged_epochs=epoch_average.count)
     if state.start and start_weights is not None and sign * state.start[f"val_{select}"] <= sign * val_stats[select]:
         model.load_state_dict(start_weights)
         log.info("%s: the starting weights score at least as well on val; kept", tag)
@@ -208,7 +208,8 @@ def _averaged_result(model: nn.Module, average: EpochAverage, state: FitState, s
 def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_dir: Path, device: torch.device,
         select: str = "mae", maximize: bool = False, tag: str = "", fingerprint_parts: tuple = (),
         select_start: bool = False) -> FitResult:
-    """Train `model` in place; return the val stats of the best epoch (the weights left in `model`).
+    """Train `model` in place; return the val stats of the weights it leaves in `model`: with cfg.swa_epochs > 0
+    (the default) the epoch average's, else the best epoch's.
 
     With cfg.ema_decay > 0 the weights scored on val, selected and returned are an exponential moving average
     of the trained ones (pipeline.averaging). ckpt_dir/last.pt holds everything needed to resume (the best weights
@@ -220,10 +221,10 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
     pass (pipeline.batchnorm), and the returned model keeps them.
     With `select_start` (a fine-tuning phase) the starting weights are scored on val first, as epoch 0, and are
     returned when no epoch beats them; the result then holds `start_val_*` too.
-    With cfg.swa_epochs > 0 the phase returns the uniform average of the weights after each of its last
-    swa_epochs epochs (pipeline.averaging.EpochAverage; its `averaged_epochs` counts them) instead of its best
-    epoch: the val passes of single epochs are then only recorded (history; every cfg.val_every-th epoch, none at
-    0), and `select_start` compares the starting weights with the average.
+    With cfg.swa_epochs > 0 the phase returns the epoch average, the uniform average of the weights after each of
+    its last swa_epochs epochs (pipeline.averaging.EpochAverage; the result's `averaged_epochs` counts them),
+    instead of its best epoch: the val passes of single epochs are then only recorded (history; every
+    cfg.val_every-th epoch, none at 0), and `select_start` compares the starting weights with the epoch average.
     """
     to_channels_last(model.to(device))
     opt, scheduler, scaler, use_amp = _optimisation(model, cfg, len(loaders.train), device)
@@ -234,17 +235,17 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
                                  *(("select_start",) if select_start else ()))
     last = ckpt_dir / "last.pt"
     state, best_weights, saved_average = checkpoint.resume(last, key, model, opt, scheduler, scaler, device, tag)
-    # with ema_decay > 0 validation scores, and selection keeps, the weight average instead of the last step's
+    # with ema_decay > 0 validation scores, and selection keeps, the EMA instead of the last step's
     # weights: at a pretrained encoder's lr one step moves BatchNorm statistics enough to swing val MAE by years
-    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
-    if average is not None and saved_average is not None:
-        average.load(saved_average)
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and saved_average is not None:
+        ema.load(saved_average)
     # the checkpoint's one averaging slot holds this phase's weight average: an EMA or (the config allows one of
     # the two) the epoch average
-    tail = EpochAverage(min(cfg.swa_epochs, cfg.epochs), cfg.epochs) if cfg.swa_epochs else None
-    if tail is not None and saved_average is not None:
-        tail.load(saved_average)
-    scored = average.module if average is not None else model
+    epoch_average = EpochAverage(min(cfg.swa_epochs, cfg.epochs), cfg.epochs) if cfg.swa_epochs else None
+    if epoch_average is not None and saved_average is not None:
+        epoch_average.load(saved_average)
+    scored = ema.module if ema is not None else model
     net, train_step = ddp_wrap(model, step, device)  # after loading: DDP broadcasts rank 0's weights
     sign = -1.0 if maximize else 1.0
     saved_at = time.monotonic()
@@ -261,7 +262,7 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
             log.info("%s: early stop after %d epochs without a better val %s", tag, state.bad_epochs, select)
             break
         train_stats = run_epoch(net, loaders.train.epoch(epoch), train_step, device, use_amp, opt, scheduler, scaler,
-                                cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}", average=average)
+                                cfg.grad_clip, desc=f"{tag} {epoch + 1}/{cfg.epochs}", average=ema)
         val_stats: dict[str, float] = {}
         if scores_epoch(cfg, epoch):
             # forked, as every measuring pass: whether an epoch is scored (val_every) must not change training
@@ -271,18 +272,18 @@ def fit(model: nn.Module, loaders: Loaders, step: Step, cfg: TrainConfig, ckpt_d
         row = {"phase": tag, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                **{f"train_{k}": v for k, v in train_stats.items()}, **{f"val_{k}": v for k, v in val_stats.items()}}
         improved = state.record(epoch, sign * val_stats[select] if val_stats else None, row)
-        if improved and tail is None:  # kept in memory (a copy is ~ms); written with the resumable state
-            best_weights = _cpu_copy(scored)  # (averaging the tail, best_weights stay the starting weights)
-        if tail is not None:
-            tail.add(model, epoch)
+        if improved and epoch_average is None:  # kept in memory (a copy is ~ms); written with the resumable state
+            best_weights = _cpu_copy(scored)  # (with the epoch average, best_weights stay the starting weights)
+        if epoch_average is not None:
+            epoch_average.add(model, epoch)
         finished = state.epoch == cfg.epochs or _patience_spent(state, cfg)
         if runtime.is_main() and (finished or time.monotonic() - saved_at >= cfg.checkpoint_every_s):
-            averaging = average.state() if average is not None else tail.state() if tail is not None else None
+            averaging = ema.state() if ema is not None else epoch_average.state() if epoch_average is not None else None
             checkpoint.save(last, key, model, opt, scheduler, scaler, state, best_weights, averaging)
             saved_at = time.monotonic()
         log.info("%s epoch %d/%d  train %s  val %s%s", tag, epoch + 1, cfg.epochs, train_stats,
-                 val_stats or "not scored (val_every)", "  *best*" if improved and tail is None else "")
-    if tail is not None:
-        return _averaged_result(model, tail, state, best_weights, loaders, step, cfg, device, use_amp, select, sign,
-                                tag)
+                 val_stats or "not scored (val_every)", "  *best*" if improved and epoch_average is None else "")
+    if epoch_average is not None:
+        return _averaged_result(model, epoch_average, state, best_weights, loaders, step, cfg, device, use_amp,
+                                select, sign, tag)
     return _best_result(model, state, best_weights)

@@ -1,4 +1,5 @@
-"""Stage split_korean: identity-disjoint train/val/test of both domains, and the Korean label budget."""
+"""Stage split_korean (named after its Korean label budget, it splits both domains): identity-disjoint
+train/val/test of the general and the Korean photos, and the labelled share of the Korean training persons."""
 import pandas as pd
 
 from pipeline import config, layout, runtime

@@ -1,4 +1,4 @@
-"""The weight averages: the per-step EMA validation scores and the epoch average (SWA) a phase returns; their
+"""The weight averages: the per-step EMA validation scores and the epoch average (`swa_epochs`) a phase returns; their
 arithmetic, and that fit() returns them (resume: test_train)."""
 import pytest
 import torch

@@ -127,7 +127,8 @@ class DataConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SplitConfig:
-    """Section `split_korean`: identity-disjoint fractions of both domains (train is the rest)."""
+    """Section `split_korean`, which splits both domains, general and Korean (the name is the stage's): identity-
+    disjoint val and test fractions of each (train is the rest), and the Korean label budget."""
 
     seed: int
     korean_val_frac: float

@@ -43,11 +43,11 @@ class OptimDefaults:
     # > 0: before each val pass, BatchNorm statistics are recomputed over this many training batches
     # (pipeline.batchnorm), so val scores, and selection keeps, the weights as trained
     bn_recalibration: int = 20
-    # > 0: the phase returns the average of the weights after each of its last swa_epochs epochs (all of them in a
-    # shorter phase; BatchNorm recomputed over one training pass) instead of its best epoch on val
-    # (pipeline.averaging.EpochAverage)
+    # > 0: the phase returns the epoch average, the average of the weights after each of its last swa_epochs epochs
+    # (all of them in a shorter phase; BatchNorm recomputed over one training pass), instead of its best epoch on
+    # val (pipeline.averaging.EpochAverage)
     swa_epochs: int = 3
-    # with swa_epochs > 0 a single epoch's val pass is only recorded (the average is scored and returned), so
+    # with swa_epochs > 0 a single epoch's val pass is only recorded (the epoch average is scored and returned), so
     # val_every n records every n-th epoch's (1: all) and 0 none: each skipped pass saves its BatchNorm
     # recalibration and val batches, and the trained weights are the same bytes. Without swa_epochs every epoch
     # is scored whatever this says (best-epoch selection and early stopping read it), so a phase loaded from
