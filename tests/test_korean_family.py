@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from pipeline import metrics, steps
-from pipeline.data import intervals, manifest, photo_control, sequences, splits
+from pipeline.data import cache_build, intervals, manifest, photo_control, sequences, splits
 from pipeline.data.adapters import ADAPTERS
 from pipeline.data.adapters import korean_family
 from pipeline.data.loaders import TupleBatches, _concat, photo_dataset
 from pipeline.data.sources import kept_share
+from pipeline.faces import FaceSettings
 
 
 def _photo(path: Path, value: int = 120) -> None:
@@ -58,6 +59,19 @@ def test_adapter_reads_bands_as_intervals_and_names_every_quirk(tmp_path):
     assert rows.loc["F0851_AGE_F_60_d1.jpg", "split_hint"] == "test"
     assert not any("fixed_" in p for p in table["path"])
     assert manifest.validate(table, "kf")["age_low"].dtype == float
+
+
+def test_an_unreadable_jpeg_of_the_set_is_dropped_with_its_reason(tmp_path):
+    root = family_tree(tmp_path / "kf")
+    (root / "train_images" / "F0002_AGE_S_30_c2.jpg").write_bytes(b"this is not a photo")
+    table = manifest.validate(ADAPTERS["korean_family"](root, "korean"), "kf")
+    settings = {"general": FaceSettings(image_size=32), "korean": FaceSettings(image_size=32)}
+    cache_build.build_cache(table, None, tmp_path / "cache", settings, workers=1)
+    dropped = pd.read_csv(tmp_path / "cache" / "dropped.csv")
+    assert dropped.set_index(dropped["path"].map(lambda p: Path(p).name))["reason"].to_dict() == \
+        {"F0002_AGE_S_30_c2.jpg": "unreadable"}
+    index = pd.read_csv(tmp_path / "cache" / "index.csv")
+    assert {"age_low", "age_high", "family_id"} <= set(index.columns)  # the labels reach the splits
 
 
 def test_manifest_refuses_an_impossible_interval():
@@ -115,10 +129,10 @@ def _person(person: str, bands: str, stated: int = 80) -> list[dict]:
 
 
 def test_tuples_take_distinct_bands_and_report_persons_with_too_few():
-    df = pd.DataFrame(_person("p1", "aabbcd") + _person("p2", "aaaabbbb") + _person("p3", "ab"))
+    df = pd.DataFrame(_person("p1", "aabbcd") + _person("p2", "aaaabbbb") + _person("p3", "ab") + _person("p4", "cccc"))
     df["cache_row"] = np.arange(len(df))
     tuples, counts = sequences.build_tuples(df, 3, 0.0, 50, seed=0)
-    assert counts["n_persons_too_few_bands"] == 1 and counts["n_persons_too_few_photos"] == 1
+    assert counts["n_persons_too_few_bands"] == 2 and counts["n_persons_too_few_photos"] == 1  # one band: p4
     assert set(tuples["person_id"]) == {"p1"}
     bands = df.set_index("cache_row")["age_low"]
     for _, t in tuples.iterrows():
@@ -127,7 +141,7 @@ def test_tuples_take_distinct_bands_and_report_persons_with_too_few():
     # min_gap_years is the gap between intervals: neighbouring bands (a 0-6, b 7-12) are 1 year apart
     assert len(sequences.build_tuples(df, 3, 1.0, 50, seed=0)[0]) == len(tuples)
     wide, wide_counts = sequences.build_tuples(df, 3, 2.0, 50, seed=0)
-    assert wide.empty and wide_counts["n_persons_no_gap"] == 1
+    assert wide.empty and wide_counts["n_persons_no_gap"] == 1 and wide_counts["n_persons_too_few_bands"] == 2
 
 
 def test_family_splits_keep_relatives_together_and_published_lists():
