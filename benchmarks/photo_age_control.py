@@ -111,14 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.downstream:
         t0 = time.monotonic()
         korean = read_split(split_path("korean_test"))
-        run = pd.read_csv(PREDICTIONS, dtype={"person_id": str})
         persons = korean["person_id"].to_numpy()
-        err = {name: [] for name in ("treated", "finetune_korean", "downstream")}
+        preds = {}
         for seed in seeds:
             vcop = encoders.get((args.downstream, seed)) or train_vcop(images, args.downstream, seed, device)
             model = train_downstream(vcop, args.downstream, seed, device)
-            pred = metrics.predict_years(model, images, korean["cache_row"].to_numpy(), device, evaluate.batch_size,
-                                         evaluate.mirror_average).round(2)  # as predictions.csv holds them
+            preds[seed] = metrics.predict_years(model, images, korean["cache_row"].to_numpy(), device,
+                                                evaluate.batch_size, evaluate.mirror_average).round(2)  # as the run's
+        if not PREDICTIONS.exists():  # the run is still training: its finished checkpoints make the rerun quick
+            runtime.write_json(args.out, out)
+            log.warning("%s not found: the control's models are trained; run this again once the run's evaluate "
+                        "has written it to pair them", PREDICTIONS)
+            return 0
+        run = pd.read_csv(PREDICTIONS, dtype={"person_id": str})
+        err = {name: [] for name in ("treated", "finetune_korean", "downstream")}
+        for seed, pred in preds.items():
             rows = run[run["seed"] == seed].sort_values("photo")
             if not np.array_equal(rows["person_id"].to_numpy(), persons):
                 raise SystemExit(f"{PREDICTIONS}: seed {seed}'s rows are not this run's Korean test photos")
