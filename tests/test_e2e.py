@@ -21,7 +21,8 @@ from tests.helpers import ROOT, TINY_PARAMS, commit_all, dvc, face_photos, make_
 
 
 HEADLINE_KEYS = ["01_korean_mae", "02_korean_mae_seed_std", "03_korean_cs5", "04_korean_bias", "05_general_mae",
-                 "06_dmae_vs_finetune", "07_dmae_ci_low", "08_dmae_ci_high", "09_ci_over", "10_n_seeds"]
+                 "06_dmae_vs_finetune", "07_dmae_ci_low", "08_dmae_ci_high", "09_ci_over", "10_n_seeds",
+                 "11_korean_band_acc"]
 TRAIN_SEEDS = yaml.safe_load(TINY_PARAMS.read_text())["train_seeds"]
 TRAINING = ("pretrain_vcop", "train_baseline", "finetune_korean", "downstream", "multitrain")
 
