@@ -33,6 +33,7 @@ import pandas as pd
 from pipeline import aggregate, profiles, runtime
 from pipeline.artifacts import CONDITION_STAGES
 from pipeline.data import intervals
+from pipeline.layout import DATA_SUMMARY, EVAL, METRICS, PLOTS, SPLITS_SUMMARY
 from pipeline.metrics import compare_blocks
 
 log = logging.getLogger("pipeline.study")
@@ -79,7 +80,7 @@ def collect_runs(overrides: dict, rev: str | None = None) -> tuple[pd.DataFrame,
         frames.append(preds.rename(columns={"seed": "train_seed"}).assign(
             label_frac=run_key[0], split_seed=run_key[1], labelled_persons=labelled_persons(exp_rev),
             **general_maes(exp_rev)))
-        data_json = data_json or aggregate.git_show(exp_rev, "metrics/data.json")
+        data_json = data_json or aggregate.git_show(exp_rev, str(DATA_SUMMARY))
     if old_format:
         log.warning("skipped %d experiment(s) whose predictions.csv has no training-seed column (made before "
                     "per-seed training); rerun them with `python -m pipeline.study run`", old_format)
@@ -96,7 +97,7 @@ def general_maes(rev: str) -> dict[str, float]:
     the study shows what Korean training did to the general domain beside the Korean MAE."""
     maes = {}
     for condition in CONDITION_STAGES:
-        text = aggregate.git_show(rev, f"metrics/eval/{condition}.json")
+        text = aggregate.git_show(rev, str(EVAL / f"{condition}.json"))
         value = json.loads(text).get(GENERAL_KEY) if text is not None else None
         maes[f"general_{condition}"] = float(value) if value is not None else float("nan")
     return maes
@@ -104,7 +105,7 @@ def general_maes(rev: str) -> dict[str, float]:
 
 def labelled_persons(rev: str) -> float:
     """How many Korean training persons carried labels in one experiment (the budget in persons); NaN if unknown."""
-    text = aggregate.git_show(rev, "metrics/splits.json")
+    text = aggregate.git_show(rev, str(SPLITS_SUMMARY))
     value = json.loads(text).get("korean_train_labelled", {}).get("n_persons") if text is not None else None
     return float(value) if value is not None else float("nan")
 
@@ -253,7 +254,7 @@ def collect(profile: str, rev: str | None, merge: bool, sets: Sequence[str] = ()
     rows = summarise(runs)
     splits, trained = (sorted(runs[c].unique().tolist()) for c in ("split_seed", "train_seed"))
     name = output_name(profile)
-    path = Path(f"metrics/{name}.json")
+    path = METRICS / f"{name}.json"
     meta = {"profile": profile, "overrides": overrides, "split_seeds": splits, "train_seeds": trained,
             "bayes_floor_korean": floor}
     kept: list[float] = []
@@ -270,10 +271,10 @@ def collect(profile: str, rev: str | None, merge: bool, sets: Sequence[str] = ()
     text = markdown(rows)
     source = (f"; fraction(s) {', '.join(f'{f:g}' for f in kept)} kept from the previous collection "
               "(see its git history)") if kept else ""
-    runtime.write_text(f"metrics/{name}.md", f"# Label-budget study (Korean test; profile `{profile}`, split "
+    runtime.write_text(METRICS / f"{name}.md", f"# Label-budget study (Korean test; profile `{profile}`, split "
                        f"seeds {', '.join(map(str, splits))}, training seeds {', '.join(map(str, trained))}"
                        f"{source})\n\n{text}\n")
-    plot(rows, floor, Path(f"metrics/plots/{name}.png"))
+    plot(rows, floor, PLOTS / f"{name}.png")
     print(text)
     return 0
 
