@@ -15,15 +15,20 @@ Batch = Any
 Step = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]  # batch in, (loss, stats) out
 
 
+def _interval_distance(pred: torch.Tensor, intervals_years: torch.Tensor) -> torch.Tensor:
+    """Per photo, the distance of normalised predictions to their [low, high] interval (0 inside)."""
+    low, high = to_normalised(intervals_years[:, 0]), to_normalised(intervals_years[:, 1])
+    return F.relu(low - pred) + F.relu(pred - high)
+
+
 def age_loss(pred: torch.Tensor, ages_years: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """The age loss of normalised predictions (B,). Targets (B,) are exact ages; (B, 2) are [low, high] intervals
     (pipeline.data.intervals), for which `l1` and `smooth_l1` take the distance to the interval (0 inside) and
     `l1_midpoint` the L1 to its midpoint. On exact ages `l1_midpoint` is `l1`."""
     if ages_years.dim() == 2:
-        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
         if kind == "l1_midpoint":
-            return F.l1_loss(pred, (low + high) / 2)
-        distance = F.relu(low - pred) + F.relu(pred - high)
+            return F.l1_loss(pred, (to_normalised(ages_years[:, 0]) + to_normalised(ages_years[:, 1])) / 2)
+        distance = _interval_distance(pred, ages_years)
         if kind == "smooth_l1":
             return F.smooth_l1_loss(distance, torch.zeros_like(distance), beta=1.0 / AGE_SCALE)
         return distance.mean()
@@ -36,8 +41,7 @@ def age_loss(pred: torch.Tensor, ages_years: torch.Tensor, kind: str = "l1") -> 
 def age_error(pred: torch.Tensor, ages_years: torch.Tensor) -> torch.Tensor:
     """Mean absolute error in years of normalised predictions: to the age, or to the interval (0 inside)."""
     if ages_years.dim() == 2:
-        low, high = to_normalised(ages_years[:, 0]), to_normalised(ages_years[:, 1])
-        return (F.relu(low - pred) + F.relu(pred - high)).mean() * AGE_SCALE
+        return _interval_distance(pred, ages_years).mean() * AGE_SCALE
     return (pred - to_normalised(ages_years)).abs().mean() * AGE_SCALE
 
 
